@@ -1,0 +1,26 @@
+//! Vector tiles of gridmap.
+//!
+//! - [`layers`]: the catalogue of public layers (table, zoom range, the columns
+//!   that may appear in a tile). Personal data never has a column here.
+//! - [`coord`]: tile coordinates and their validation.
+//! - [`tilejson`]: TileJSON 3.0 documents for a layer.
+//! - [`encode`]: the PostGIS `ST_AsMVT` query that encodes one layer of a tile.
+//!
+//! Encoding is delegated to PostGIS (`ST_AsMVTGeom` clips, snaps to the tile
+//! grid and fixes winding; `ST_AsMVT` writes spec 2.1 protobuf) so that every
+//! stateless replica produces the same bytes from the source of truth.
+
+pub mod coord;
+pub mod encode;
+pub mod layers;
+pub mod tilejson;
+
+pub use coord::{TileCoord, TileCoordError};
+pub use encode::{encode_layer, EncodeError};
+pub use layers::{find_layer, LayerDef, LAYERS};
+pub use tilejson::tilejson_for;
+
+/// Tile extent in integer units, as the MVT spec recommends.
+pub const EXTENT: u32 = 4096;
+/// Clip buffer around each tile, in tile units, so strokes do not break at edges.
+pub const BUFFER: u32 = 64;

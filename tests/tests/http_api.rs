@@ -1,0 +1,116 @@
+//! The HTTP API answered by the real router over the demo city, one request
+//! at a time with no socket (axum's `oneshot`).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+async fn get(uri: &str) -> (StatusCode, Vec<u8>) {
+    let app = gridmap_server::app(gridmap_e2e::demo_state().await, None);
+    let response = app
+        .oneshot(Request::get(uri).header("host", "gridmap.test").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, body)
+}
+
+async fn get_json(uri: &str) -> (StatusCode, Value) {
+    let (status, body) = get(uri).await;
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|err| panic!("{uri}: not JSON ({err}): {}", String::from_utf8_lossy(&body)));
+    (status, json)
+}
+
+#[tokio::test]
+async fn lookup_returns_the_chain_of_an_interior_point() {
+    let pool = gridmap_e2e::demo_pool().await;
+    // A point inside one grid, chosen by PostGIS, with the chain PostGIS joins.
+    let (lon, lat, grid, community, street, district): (f64, f64, String, String, String, String) =
+        sqlx::query_as(
+            "SELECT ST_X(p), ST_Y(p), g.code, c.code, s.code, s.district_code
+               FROM (SELECT code, community_code, ST_PointOnSurface(geom) p FROM grids
+                      ORDER BY code OFFSET 100 LIMIT 1) g
+               JOIN communities c ON c.code = g.community_code
+               JOIN streets s ON s.code = c.street_code",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (status, json) = get_json(&format!("/api/v1/lookup?lon={lon}&lat={lat}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["grid"]["code"], grid.as_str());
+    assert_eq!(json["community"]["code"], community.as_str());
+    assert_eq!(json["street"]["code"], street.as_str());
+    assert_eq!(json["district"]["code"], district.as_str());
+    assert_eq!(json["district"]["name"], "龙口市");
+    assert!(json["grid"]["name"].as_str().is_some_and(|name| !name.is_empty()));
+    for field in ["kind", "status"] {
+        assert!(json["grid"][field].is_string(), "grid.{field} missing: {json}");
+    }
+    // Personal data never reaches this unauthenticated endpoint.
+    let text = json.to_string();
+    assert!(!text.contains("worker") && !text.contains("phone"), "{text}");
+}
+
+#[tokio::test]
+async fn lookup_outside_every_grid_is_null() {
+    let (status, json) = get_json("/api/v1/lookup?lon=116.4&lat=39.9").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json["grid"].is_null() && json["community"].is_null(), "{json}");
+}
+
+#[tokio::test]
+async fn lookup_rejects_bad_coordinates_with_json_errors() {
+    for (uri, fragment) in [
+        ("/api/v1/lookup?lat=37.6", "missing query parameter lon"),
+        ("/api/v1/lookup?lon=abc&lat=37.6", "lon must be a finite number"),
+        ("/api/v1/lookup?lon=37.6&lat=120.4", "look swapped"),
+        ("/api/v1/lookup?lon=200&lat=37.6", "lon must be within"),
+    ] {
+        let (status, json) = get_json(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        let message = json["error"].as_str().unwrap_or_default();
+        assert!(message.contains(fragment), "{uri}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn health_reports_the_indexed_grids() {
+    let (status, json) = get_json("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["status"], "ok");
+    assert!(json["grids"].as_u64().unwrap_or_default() >= 450, "{json}");
+}
+
+#[tokio::test]
+async fn tilejson_describes_each_layer() {
+    for layer in ["grids", "communities", "streets", "buildings", "stations"] {
+        for uri in [format!("/tiles/{layer}"), format!("/tiles/{layer}.json")] {
+            let (status, json) = get_json(&uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert_eq!(json["tilejson"], "3.0.0");
+            assert_eq!(
+                json["tiles"][0],
+                format!("http://gridmap.test/tiles/{layer}/{{z}}/{{x}}/{{y}}")
+            );
+            assert_eq!(json["vector_layers"][0]["id"], layer);
+            let bounds = json["bounds"].as_array().unwrap();
+            assert!((120.0..121.0).contains(&bounds[0].as_f64().unwrap()), "{json}");
+        }
+    }
+    let (status, json) = get_json("/tiles/workers").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(json["error"].as_str().unwrap().contains("grids"));
+}
+
+#[tokio::test]
+async fn bad_tile_coordinates_are_client_errors() {
+    for uri in ["/tiles/grids/14/99999/1", "/tiles/grids/x/1/1", "/tiles/grids/30/0/0"] {
+        let (status, _) = get(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+}

@@ -1,0 +1,101 @@
+//! Tiles decode with an independent decoder (GDAL's MVT driver) and carry as
+//! many grids as PostGIS finds in each tile.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use gdal::vector::LayerAccess as _;
+use gdal::Dataset;
+use gridmap_tiles::TileCoord;
+use http_body_util::BodyExt as _;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use tower::ServiceExt as _;
+
+/// Grids PostGIS finds in a tile: those whose area meets the buffered tile
+/// envelope in more than a line or a point.
+const POSTGIS_COUNT: &str = "
+    SELECT count(*) FROM grids
+     WHERE ST_Relate(geom_3857, ST_TileEnvelope($1, $2, $3, margin => 64.0 / 4096), '2********')";
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridmap-tiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn grid_tiles_decode_and_match_postgis_counts() {
+    let state = gridmap_e2e::demo_state().await;
+    let pool = state.pool.clone();
+    let app = gridmap_server::app(state, None);
+    let (lon, lat): (f64, f64) = sqlx::query_as(
+        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Union(geom)) c FROM grids) x",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let scratch = scratch_dir();
+    let mut decoded_tiles = 0;
+    for z in [10_u8, 12, 14] {
+        let centre = TileCoord::containing(lon, lat, z);
+        for dx in 0..2 {
+            for dy in 0..2 {
+                let tile = TileCoord::new(u32::from(z), centre.x + dx, centre.y + dy).unwrap();
+                let uri = format!("/tiles/grids,stations/{}/{}/{}", tile.z, tile.x, tile.y);
+                let response = app
+                    .clone()
+                    .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{uri}");
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/vnd.mapbox-vector-tile"
+                );
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                let expected: i64 = sqlx::query_scalar(POSTGIS_COUNT)
+                    .bind(i32::from(tile.z))
+                    .bind(i32::try_from(tile.x).unwrap())
+                    .bind(i32::try_from(tile.y).unwrap())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                if expected == 0 {
+                    continue;
+                }
+                // GDAL georeferences a tile from a z/x/y.pbf path.
+                let path = scratch.join(format!("{}/{}/{}.pbf", tile.z, tile.x, tile.y));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+                let dataset = Dataset::open(&path).unwrap_or_else(|err| panic!("{uri}: GDAL cannot open: {err}"));
+                let mut layer = dataset.layer_by_name("grids").unwrap();
+                let mut codes = BTreeSet::new();
+                for feature in layer.features() {
+                    let code = feature.field_as_string_by_name("code").unwrap().unwrap();
+                    let status = feature.field_as_string_by_name("status").unwrap().unwrap();
+                    assert!(
+                        ["green", "blue", "yellow", "orange", "red"].contains(&status.as_str()),
+                        "{uri}: status {status}"
+                    );
+                    let geometry = feature.geometry().unwrap();
+                    assert!(!geometry.is_empty(), "{uri}: empty geometry for {code}");
+                    assert_eq!(code.len(), 15, "{uri}: code {code}");
+                    codes.insert(code);
+                }
+                let defn_fields: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+                assert!(
+                    defn_fields.iter().all(|f| !f.contains("worker") && !f.contains("phone")),
+                    "{uri}: personal fields {defn_fields:?}"
+                );
+                assert_eq!(
+                    i64::try_from(codes.len()).unwrap(),
+                    expected,
+                    "{uri}: decoded grids vs PostGIS"
+                );
+                decoded_tiles += 1;
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    assert!(decoded_tiles >= 8, "only {decoded_tiles} tiles had grids");
+}

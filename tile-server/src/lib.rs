@@ -1,0 +1,77 @@
+//! gridmap-server: the HTTP face of gridmap.
+//!
+//! - `GET /api/v1/lookup?lon=…&lat=…`: which grid owns a coordinate, with its chain.
+//! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
+//! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
+//! - `GET /health`: readiness for probes.
+//! - `GET /`: the web map, served from static files.
+//!
+//! The server keeps no state of its own beyond caches rebuilt from PostGIS, so
+//! replicas scale out behind a load balancer.
+
+mod error;
+mod grid_index;
+mod health;
+mod lookup;
+mod tiles;
+
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use axum::routing::get;
+use axum::Router;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use grid_index::{load_grid_index, GridChain, GridIndex};
+
+/// Shared, cheaply clonable state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::PgPool,
+    pub grid_index: Arc<arc_swap::ArcSwap<GridIndex>>,
+    pub tile_cache: tiles::TileCache,
+    pub bounds: Option<[f64; 4]>,
+}
+
+impl AppState {
+    /// Loads what the server holds in memory from the database.
+    ///
+    /// # Errors
+    /// When the grids or the extent cannot be read.
+    pub async fn load(pool: sqlx::PgPool, tile_cache_bytes: u64) -> Result<Self, gridmap_store::StoreError> {
+        let grid_index = load_grid_index(&pool).await?;
+        let bounds = gridmap_store::queries::extent(&pool).await?;
+        Ok(Self {
+            pool,
+            grid_index: Arc::new(arc_swap::ArcSwap::from_pointee(grid_index)),
+            tile_cache: tiles::TileCache::new(tile_cache_bytes),
+            bounds,
+        })
+    }
+}
+
+/// The application router. `web_root` holds the built web map.
+pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
+    let router = Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/lookup", get(lookup::lookup))
+        .route("/tiles/{layers}", get(tiles::tilejson))
+        .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
+        .with_state(state);
+    let router = match web_root {
+        Some(root) => router.fallback_service(ServeDir::new(root).append_index_html_on_directories(true)),
+        None => router,
+    };
+    router.layer(
+        TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("static", MatchedPath::as_str);
+            tracing::info_span!("http", method = %request.method(), route, uri = %request.uri())
+        }),
+    )
+}

@@ -1,0 +1,76 @@
+//! `gridmap-server`: serve tiles, lookups and the web map.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tower_http::compression::CompressionLayer;
+
+#[derive(Parser)]
+#[command(version, about = "Serve gridmap's vector tiles, lookup API and web map")]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "GRIDMAP_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Folder of the built web map (served at /); omit to serve none.
+    #[arg(long, env = "GRIDMAP_WEB_ROOT")]
+    web_root: Option<PathBuf>,
+    /// Upper bound of the in-memory tile cache, in megabytes.
+    #[arg(long, default_value_t = 256)]
+    tile_cache_mb: u64,
+    /// Database connections in the pool.
+    #[arg(long, default_value_t = 16)]
+    db_connections: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let pool = gridmap_store::connect(cli.db_connections)
+        .await
+        .context("connecting to the database")?;
+    let state = gridmap_server::AppState::load(pool, cli.tile_cache_mb * 1024 * 1024)
+        .await
+        .context("loading grids into the index")?;
+    let app = gridmap_server::app(state, cli.web_root).layer(CompressionLayer::new());
+    let listener = tokio::net::TcpListener::bind(cli.bind)
+        .await
+        .with_context(|| format!("binding {}", cli.bind))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!("gridmap-server listening on http://{local}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
