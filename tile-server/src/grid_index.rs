@@ -58,6 +58,10 @@ pub async fn load_grid_index(pool: &sqlx::PgPool) -> Result<GridIndex, gridmap_s
         })
         .collect();
     let index = PolygonIndex::new(items);
-    tracing::info!(grids = index.len(), elapsed_ms = started.elapsed().as_millis(), "grid index built");
+    tracing::info!(
+        grids = index.len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "grid index built"
+    );
     Ok(index)
 }

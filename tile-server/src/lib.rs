@@ -41,7 +41,10 @@ impl AppState {
     ///
     /// # Errors
     /// When the grids or the extent cannot be read.
-    pub async fn load(pool: sqlx::PgPool, tile_cache_bytes: u64) -> Result<Self, gridmap_store::StoreError> {
+    pub async fn load(
+        pool: sqlx::PgPool,
+        tile_cache_bytes: u64,
+    ) -> Result<Self, gridmap_store::StoreError> {
         let grid_index = load_grid_index(&pool).await?;
         let bounds = gridmap_store::queries::extent(&pool).await?;
         Ok(Self {
@@ -62,7 +65,9 @@ pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .with_state(state);
     let router = match web_root {
-        Some(root) => router.fallback_service(ServeDir::new(root).append_index_html_on_directories(true)),
+        Some(root) => {
+            router.fallback_service(ServeDir::new(root).append_index_html_on_directories(true))
+        }
         None => router,
     };
     router.layer(

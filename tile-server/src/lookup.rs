@@ -94,7 +94,9 @@ fn parse_number(name: &str, value: Option<&str>) -> Result<f64, ApiError> {
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
-        .ok_or_else(|| ApiError::BadRequest(format!("{name} must be a finite number, got {value:?}")))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("{name} must be a finite number, got {value:?}"))
+        })
 }
 
 #[cfg(test)]
@@ -111,13 +113,25 @@ mod tests {
         check(Some("120.5"), Some("37.6"), Ok((120.5, 37.6)));
         check(None, Some("37.6"), Err("missing query parameter lon"));
         check(Some(" "), Some("37.6"), Err("missing query parameter lon"));
-        check(Some("abc"), Some("37.6"), Err("lon must be a finite number, got \"abc\""));
-        check(Some("NaN"), Some("37.6"), Err("lon must be a finite number, got \"NaN\""));
+        check(
+            Some("abc"),
+            Some("37.6"),
+            Err("lon must be a finite number, got \"abc\""),
+        );
+        check(
+            Some("NaN"),
+            Some("37.6"),
+            Err("lon must be a finite number, got \"NaN\""),
+        );
         check(
             Some("37.6"),
             Some("120.5"),
             Err("lat must be within [-90, 90], got 120.5; lon and lat look swapped"),
         );
-        check(Some("190"), Some("37"), Err("lon must be within [-180, 180], got 190"));
+        check(
+            Some("190"),
+            Some("37"),
+            Err("lon must be within [-180, 180], got 190"),
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use tower_http::compression::CompressionLayer;
 
 #[derive(Parser)]
-#[command(version, about = "Serve gridmap's vector tiles, lookup API and web map")]
+#[command(
+    version,
+    about = "Serve gridmap's vector tiles, lookup API and web map"
+)]
 struct Cli {
     /// Address to listen on.
     #[arg(long, env = "GRIDMAP_BIND", default_value = "127.0.0.1:8080")]

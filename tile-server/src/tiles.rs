@@ -88,7 +88,9 @@ pub async fn tile(
         .unwrap_or(&y);
     let number = |name: &str, value: &str| {
         value.parse::<u32>().map_err(|_| {
-            ApiError::BadRequest(format!("tile {name} must be a non-negative integer, got {value:?}"))
+            ApiError::BadRequest(format!(
+                "tile {name} must be a non-negative integer, got {value:?}"
+            ))
         })
     };
     let coord = TileCoord::new(number("z", &z)?, number("x", &x)?, number("y", y)?)
@@ -110,8 +112,14 @@ pub async fn tile(
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err:#}")))?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(MVT_CONTENT_TYPE)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(MVT_CONTENT_TYPE),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
         ],
         body,
     )

@@ -174,7 +174,12 @@ mod tests {
         check(Level::Grid, "370681001002001", "370681001001", false);
         check(Level::Grid, "37068100100100", "370681001001", false);
         check(Level::Grid, "37068100100100a", "370681001001", false);
-        check(Level::GridUnit, "370681001001001001", "370681001001001", true);
+        check(
+            Level::GridUnit,
+            "370681001001001001",
+            "370681001001001",
+            true,
+        );
     }
 
     #[test]

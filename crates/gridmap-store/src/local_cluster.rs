@@ -60,7 +60,10 @@ impl LocalCluster {
             Some(dir) => PathBuf::from(dir),
             None => project_root()?.join(".gridmap"),
         };
-        Ok(Self::new(reachable_by_owner(root.join("pg")), find_bin_dir()?))
+        Ok(Self::new(
+            reachable_by_owner(root.join("pg")),
+            find_bin_dir()?,
+        ))
     }
 
     #[must_use]
@@ -114,7 +117,10 @@ impl LocalCluster {
     pub fn stop(&self) -> Result<(), ClusterError> {
         if self.is_running() {
             let data = self.data_dir();
-            self.run_as_owner("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "stop"])?;
+            self.run_as_owner(
+                "pg_ctl",
+                &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+            )?;
         }
         Ok(())
     }
@@ -199,7 +205,16 @@ impl LocalCluster {
             PathBuf::from("psql")
         };
         let output = Command::new(&program)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", socket, "-U", ROLE])
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                socket,
+                "-U",
+                ROLE,
+            ])
             .args(["-d", database, "-c", sql])
             .output()
             .map_err(io_error(format!("running {}", program.display())))?;
@@ -284,9 +299,11 @@ fn reachable_by_owner(dir: PathBuf) -> PathBuf {
         return dir;
     }
     // FNV-1a: a stable name per project path, with no extra dependency.
-    let hash = path_str(&dir).bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = path_str(&dir)
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     PathBuf::from(format!("/var/tmp/gridmap-{hash:016x}/pg"))
 }
 

@@ -119,7 +119,11 @@ pub const LAYERS: &[LayerDef] = &[
         description: "The walkable network",
         table: "roads",
         columns: &[
-            ("class", "class", "primary, secondary, residential or footway"),
+            (
+                "class",
+                "class",
+                "primary, secondary, residential or footway",
+            ),
             ("name", "name", "name"),
         ],
         minzoom: 11,

@@ -47,13 +47,23 @@ mod tests {
     #[test]
     fn tilejson_names_the_layer_and_its_fields() {
         let grids = find_layer("grids").unwrap();
-        let doc = tilejson_for(&[grids], "http://127.0.0.1:8080", Some([120.0, 37.0, 121.0, 38.0]));
+        let doc = tilejson_for(
+            &[grids],
+            "http://127.0.0.1:8080",
+            Some([120.0, 37.0, 121.0, 38.0]),
+        );
         let json = serde_json::to_value(&doc).unwrap();
         assert_eq!(json["tilejson"], "3.0.0");
-        assert_eq!(json["tiles"][0], "http://127.0.0.1:8080/tiles/grids/{z}/{x}/{y}");
+        assert_eq!(
+            json["tiles"][0],
+            "http://127.0.0.1:8080/tiles/grids/{z}/{x}/{y}"
+        );
         assert_eq!(json["vector_layers"][0]["id"], "grids");
         assert!(json["vector_layers"][0]["fields"]["status"].is_string());
-        assert_eq!(json["bounds"], serde_json::json!([120.0, 37.0, 121.0, 38.0]));
+        assert_eq!(
+            json["bounds"],
+            serde_json::json!([120.0, 37.0, 121.0, 38.0])
+        );
         assert_eq!(json["minzoom"], 9);
     }
 }

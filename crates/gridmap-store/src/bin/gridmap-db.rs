@@ -33,8 +33,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -79,7 +78,9 @@ async fn fresh_database(name: &str) -> anyhow::Result<String> {
 
 /// Replaces the database name in a PostgreSQL URL, keeping host and options.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
     let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
     match query {
