@@ -16,7 +16,9 @@ pub const DEMO_URL_VAR: &str = "GRIDMAP_DEMO_DATABASE_URL";
 /// meant to fail loudly rather than pass without their data.
 pub async fn demo_pool() -> PgPool {
     let url = std::env::var(DEMO_URL_VAR).unwrap_or_else(|_| {
-        panic!("{DEMO_URL_VAR} is unset: run the suite with scripts/test, which imports the demo city")
+        panic!(
+            "{DEMO_URL_VAR} is unset: run the suite with scripts/test, which imports the demo city"
+        )
     });
     PgPoolOptions::new()
         .max_connections(4)

@@ -17,7 +17,10 @@ async fn demo_city_has_realistic_scale() {
         let pool = pool.clone();
         async move {
             let n = scalar_i64(&pool, &format!("SELECT count(*) FROM {table}")).await;
-            assert!(n >= at_least, "{table}: {n} rows, expected at least {at_least}");
+            assert!(
+                n >= at_least,
+                "{table}: {n} rows, expected at least {at_least}"
+            );
         }
     };
     check("streets", 14).await;
@@ -36,7 +39,10 @@ async fn demo_city_has_realistic_scale() {
                   WHERE s.community_code = c.code AND s.kind = 'service_centre') <> 1",
     )
     .await;
-    assert_eq!(centres_per_community, 0, "communities without exactly one service centre");
+    assert_eq!(
+        centres_per_community, 0,
+        "communities without exactly one service centre"
+    );
     let colours = scalar_i64(&pool, "SELECT count(DISTINCT status) FROM grids").await;
     assert_eq!(colours, 5, "all five status colours are in use");
     let addresses = scalar_i64(
@@ -45,7 +51,10 @@ async fn demo_city_has_realistic_scale() {
           WHERE (SELECT count(*) FROM addresses a WHERE a.building_code = b.code) <> 1",
     )
     .await;
-    assert_eq!(addresses, 0, "buildings without exactly one standard address");
+    assert_eq!(
+        addresses, 0,
+        "buildings without exactly one standard address"
+    );
 }
 
 #[tokio::test]
@@ -71,7 +80,10 @@ async fn grids_tile_their_community_without_gap_or_overlap() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(mismatched.is_empty(), "communities whose grids leave a gap or spill (m²): {mismatched:?}");
+    assert!(
+        mismatched.is_empty(),
+        "communities whose grids leave a gap or spill (m²): {mismatched:?}"
+    );
     let without_grid = scalar_i64(
         &pool,
         "SELECT count(*) FROM communities c WHERE NOT EXISTS (SELECT 1 FROM grids g WHERE g.community_code = c.code)",
@@ -93,7 +105,10 @@ async fn communities_tile_their_street_and_streets_nest_in_the_district() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(mismatched.is_empty(), "streets not tiled by their communities (m²): {mismatched:?}");
+    assert!(
+        mismatched.is_empty(),
+        "streets not tiled by their communities (m²): {mismatched:?}"
+    );
     let outside_district: f64 = sqlx::query_scalar(
         "SELECT COALESCE(sum(ST_Area(ST_Difference(s.geom, d.geom)::geography)), 0)
            FROM streets s JOIN districts d ON d.code = s.district_code",
@@ -101,7 +116,10 @@ async fn communities_tile_their_street_and_streets_nest_in_the_district() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(outside_district < 1.0, "streets spill {outside_district} m² outside their district");
+    assert!(
+        outside_district < 1.0,
+        "streets spill {outside_district} m² outside their district"
+    );
 }
 
 #[tokio::test]

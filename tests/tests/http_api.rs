@@ -10,18 +10,33 @@ use tower::ServiceExt as _;
 async fn get(uri: &str) -> (StatusCode, Vec<u8>) {
     let app = gridmap_server::app(gridmap_e2e::demo_state().await, None);
     let response = app
-        .oneshot(Request::get(uri).header("host", "gridmap.test").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get(uri)
+                .header("host", "gridmap.test")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, body)
 }
 
 async fn get_json(uri: &str) -> (StatusCode, Value) {
     let (status, body) = get(uri).await;
-    let json = serde_json::from_slice(&body)
-        .unwrap_or_else(|err| panic!("{uri}: not JSON ({err}): {}", String::from_utf8_lossy(&body)));
+    let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
+        panic!(
+            "{uri}: not JSON ({err}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
     (status, json)
 }
 
@@ -47,27 +62,41 @@ async fn lookup_returns_the_chain_of_an_interior_point() {
     assert_eq!(json["street"]["code"], street.as_str());
     assert_eq!(json["district"]["code"], district.as_str());
     assert_eq!(json["district"]["name"], "龙口市");
-    assert!(json["grid"]["name"].as_str().is_some_and(|name| !name.is_empty()));
+    assert!(json["grid"]["name"]
+        .as_str()
+        .is_some_and(|name| !name.is_empty()));
     for field in ["kind", "status"] {
-        assert!(json["grid"][field].is_string(), "grid.{field} missing: {json}");
+        assert!(
+            json["grid"][field].is_string(),
+            "grid.{field} missing: {json}"
+        );
     }
     // Personal data never reaches this unauthenticated endpoint.
     let text = json.to_string();
-    assert!(!text.contains("worker") && !text.contains("phone"), "{text}");
+    assert!(
+        !text.contains("worker") && !text.contains("phone"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn lookup_outside_every_grid_is_null() {
     let (status, json) = get_json("/api/v1/lookup?lon=116.4&lat=39.9").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(json["grid"].is_null() && json["community"].is_null(), "{json}");
+    assert!(
+        json["grid"].is_null() && json["community"].is_null(),
+        "{json}"
+    );
 }
 
 #[tokio::test]
 async fn lookup_rejects_bad_coordinates_with_json_errors() {
     for (uri, fragment) in [
         ("/api/v1/lookup?lat=37.6", "missing query parameter lon"),
-        ("/api/v1/lookup?lon=abc&lat=37.6", "lon must be a finite number"),
+        (
+            "/api/v1/lookup?lon=abc&lat=37.6",
+            "lon must be a finite number",
+        ),
         ("/api/v1/lookup?lon=37.6&lat=120.4", "look swapped"),
         ("/api/v1/lookup?lon=200&lat=37.6", "lon must be within"),
     ] {
@@ -99,7 +128,10 @@ async fn tilejson_describes_each_layer() {
             );
             assert_eq!(json["vector_layers"][0]["id"], layer);
             let bounds = json["bounds"].as_array().unwrap();
-            assert!((120.0..121.0).contains(&bounds[0].as_f64().unwrap()), "{json}");
+            assert!(
+                (120.0..121.0).contains(&bounds[0].as_f64().unwrap()),
+                "{json}"
+            );
         }
     }
     let (status, json) = get_json("/tiles/workers").await;
@@ -109,7 +141,11 @@ async fn tilejson_describes_each_layer() {
 
 #[tokio::test]
 async fn bad_tile_coordinates_are_client_errors() {
-    for uri in ["/tiles/grids/14/99999/1", "/tiles/grids/x/1/1", "/tiles/grids/30/0/0"] {
+    for uri in [
+        "/tiles/grids/14/99999/1",
+        "/tiles/grids/x/1/1",
+        "/tiles/grids/30/0/0",
+    ] {
         let (status, _) = get(uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
     }

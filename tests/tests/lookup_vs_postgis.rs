@@ -88,6 +88,9 @@ async fn lookup_matches_postgis_on_10000_points() {
         &mismatches[..mismatches.len().min(5)]
     );
     // The boundary rule must actually have been exercised.
-    assert!(on_shared_boundary > 2_000, "only {on_shared_boundary} boundary points");
+    assert!(
+        on_shared_boundary > 2_000,
+        "only {on_shared_boundary} boundary points"
+    );
     assert!(outside > 100, "only {outside} points outside every grid");
 }

@@ -9,6 +9,7 @@
 //! The server keeps no state of its own beyond caches rebuilt from PostGIS, so
 //! replicas scale out behind a load balancer.
 
+mod changes;
 mod error;
 mod grid_index;
 mod health;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+pub use changes::{follow_changes, subscribe};
 pub use error::ApiError;
 pub use grid_index::{load_grid_index, GridChain, GridIndex};
 

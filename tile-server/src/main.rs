@@ -38,9 +38,13 @@ async fn main() -> anyhow::Result<()> {
     let pool = gridmap_store::connect(cli.db_connections)
         .await
         .context("connecting to the database")?;
+    let listener = gridmap_server::subscribe(&pool)
+        .await
+        .context("subscribing to database changes")?;
     let state = gridmap_server::AppState::load(pool, cli.tile_cache_mb * 1024 * 1024)
         .await
         .context("loading grids into the index")?;
+    tokio::spawn(gridmap_server::follow_changes(listener, state.clone()));
     let app = gridmap_server::app(state, cli.web_root).layer(CompressionLayer::new());
     let listener = tokio::net::TcpListener::bind(cli.bind)
         .await

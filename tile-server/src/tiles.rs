@@ -20,6 +20,10 @@ pub struct TileCache {
     cache: moka::future::Cache<(String, TileCoord), Bytes>,
 }
 
+/// Margin of the clip buffer in tile widths: a change this close to a tile
+/// shows in it.
+const BUFFER_MARGIN: f64 = gridmap_tiles::BUFFER as f64 / gridmap_tiles::EXTENT as f64;
+
 impl TileCache {
     pub fn new(max_bytes: u64) -> Self {
         let cache = moka::future::Cache::builder()
@@ -30,8 +34,33 @@ impl TileCache {
             // Edits are not yet announced to the server, so a cached tile may
             // be this old at most.
             .time_to_live(Duration::from_secs(60))
+            .support_invalidation_closures()
             .build();
         Self { cache }
+    }
+
+    /// Drops every cached tile that shows `table` and meets `bbox`
+    /// (`[west, south, east, north]` in degrees; `None` for the whole table).
+    pub fn invalidate(&self, table: &str, bbox: Option<[f64; 4]>) {
+        let table = table.to_owned();
+        let predicate = move |key: &(String, TileCoord), _: &Bytes| {
+            let shows_table = key
+                .0
+                .split(',')
+                .filter_map(find_layer)
+                .any(|layer| layer.table == table);
+            shows_table
+                && bbox.is_none_or(|[w, s, e, n]| {
+                    let [tw, ts, te, tn] = key.1.bounds_lonlat(BUFFER_MARGIN);
+                    tw <= e && w <= te && ts <= n && s <= tn
+                })
+        };
+        if let Err(err) = self.cache.invalidate_entries_if(predicate) {
+            // Only possible when closures are unsupported, which new() enables;
+            // dropping everything is the safe fallback.
+            tracing::warn!(%err, "cannot invalidate selectively; dropping all tiles");
+            self.cache.invalidate_all();
+        }
     }
 }
 

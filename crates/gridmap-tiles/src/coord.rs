@@ -35,6 +35,27 @@ impl TileCoord {
         Ok(Self { z, x, y })
     }
 
+    /// The tile's extent as `[west, south, east, north]` in degrees, grown on
+    /// every side by `margin` tile widths (the clip buffer is 64/4096).
+    #[must_use]
+    pub fn bounds_lonlat(self, margin: f64) -> [f64; 4] {
+        let n = f64::from(1_u32 << self.z);
+        let lon = |x: f64| x / n * 360.0 - 180.0;
+        let lat = |y: f64| {
+            (std::f64::consts::PI * (1.0 - 2.0 * y / n))
+                .sinh()
+                .atan()
+                .to_degrees()
+        };
+        let (x, y) = (f64::from(self.x), f64::from(self.y));
+        [
+            lon(x - margin),
+            lat(y + 1.0 + margin),
+            lon(x + 1.0 + margin),
+            lat(y - margin),
+        ]
+    }
+
     /// The tile at zoom `z` holding the WGS84/CGCS2000 point `(lon, lat)`.
     #[must_use]
     pub fn containing(lon: f64, lat: f64, z: u8) -> Self {
@@ -73,6 +94,20 @@ mod tests {
         assert_eq!(
             TileCoord::new(23, 0, 0),
             Err(TileCoordError::ZoomTooDeep(23))
+        );
+    }
+
+    #[test]
+    fn bounds_hold_the_point_the_tile_was_found_for() {
+        let tile = TileCoord::containing(120.48, 37.64, 14);
+        let [west, south, east, north] = tile.bounds_lonlat(0.0);
+        assert!(west <= 120.48 && 120.48 < east, "{west} {east}");
+        assert!(south <= 37.64 && 37.64 < north, "{south} {north}");
+        let [west_buffered, ..] = tile.bounds_lonlat(0.5);
+        assert!((west - west_buffered - (east - west) / 2.0).abs() < 1e-9);
+        assert_eq!(
+            TileCoord::new(0, 0, 0).unwrap().bounds_lonlat(0.0)[0],
+            -180.0
         );
     }
 

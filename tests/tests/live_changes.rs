@@ -1,0 +1,119 @@
+//! A committed change reaches lookups and tiles within a second, through
+//! PostgreSQL's NOTIFY, with no restart.
+
+use axum::body::Body;
+use axum::http::Request;
+use gridmap_tiles::TileCoord;
+use http_body_util::BodyExt as _;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tower::ServiceExt as _;
+
+const SETUP: &str = "
+    INSERT INTO districts VALUES ('370681', '龙口市',
+        ST_Multi(ST_GeomFromText('POLYGON((120.4 37.6,120.5 37.6,120.5 37.7,120.4 37.7,120.4 37.6))', 4490)));
+    INSERT INTO streets VALUES ('370681001', '370681', '东莱街道',
+        ST_Multi(ST_GeomFromText('POLYGON((120.4 37.6,120.5 37.6,120.5 37.7,120.4 37.7,120.4 37.6))', 4490)));
+    INSERT INTO communities VALUES ('370681001001', '370681001', '南苑社区', 'urban',
+        ST_Multi(ST_GeomFromText('POLYGON((120.4 37.6,120.5 37.6,120.5 37.7,120.4 37.7,120.4 37.6))', 4490)));
+    INSERT INTO grids (code, community_code, name, kind, status, geom) VALUES
+        ('370681001001001', '370681001001', '南苑社区第一网格', 'basic', 'green',
+         ST_Multi(ST_GeomFromText('POLYGON((120.4 37.6,120.45 37.6,120.45 37.7,120.4 37.7,120.4 37.6))', 4490)));";
+
+async fn lookup_code(app: &axum::Router, lon: f64, lat: f64) -> Option<String> {
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/v1/lookup?lon={lon}&lat={lat}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    json["grid"]["code"].as_str().map(str::to_owned)
+}
+
+async fn tile_bytes(app: &axum::Router, tile: TileCoord) -> Vec<u8> {
+    let uri = format!("/tiles/grids/{}/{}/{}", tile.z, tile.x, tile.y);
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Polls `probe` until it holds or a second has passed; returns the wait.
+async fn within_a_second<F, Fut>(mut probe: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !probe().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "change not visible after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn committed_edits_reach_lookups_and_tiles_within_a_second(pool: PgPool) {
+    sqlx::raw_sql(SETUP).execute(&pool).await.unwrap();
+    let listener = gridmap_server::subscribe(&pool).await.unwrap();
+    let state = gridmap_server::AppState::load(pool.clone(), 1 << 20)
+        .await
+        .unwrap();
+    tokio::spawn(gridmap_server::follow_changes(listener, state.clone()));
+    let app = gridmap_server::app(state, None);
+
+    // East half of the community has no grid yet.
+    assert_eq!(lookup_code(&app, 120.475, 37.65).await, None);
+    let tile = TileCoord::containing(120.475, 37.65, 14);
+    assert!(!contains(&tile_bytes(&app, tile).await, b"370681001001002"));
+
+    sqlx::query(
+        "INSERT INTO grids (code, community_code, name, kind, status, geom) VALUES
+            ('370681001001002', '370681001001', '南苑社区第二网格', 'basic', 'red',
+             ST_Multi(ST_GeomFromText('POLYGON((120.45 37.6,120.5 37.6,120.5 37.7,120.45 37.7,120.45 37.6))', 4490)))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    within_a_second(|| async {
+        lookup_code(&app, 120.475, 37.65).await.as_deref() == Some("370681001001002")
+    })
+    .await;
+    // The cached tile was dropped: the new grid shows without waiting for the TTL.
+    within_a_second(|| async { contains(&tile_bytes(&app, tile).await, b"370681001001002") }).await;
+
+    // A rolled-back edit is never announced and never shows.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM grids WHERE code = '370681001001002'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        lookup_code(&app, 120.475, 37.65).await.as_deref(),
+        Some("370681001001002")
+    );
+}

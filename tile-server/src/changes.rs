@@ -1,0 +1,103 @@
+//! Follows committed changes announced by PostgreSQL (channel
+//! `gridmap_changes`, see migration 0002) so that every replica rebuilds its
+//! grid index and drops exactly the cached tiles that show a change.
+
+use crate::AppState;
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The channel the database triggers notify on.
+pub const CHANNEL: &str = "gridmap_changes";
+
+/// Notifications arriving this close together are handled as one batch, so a
+/// multi-table import rebuilds the index once.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Tables whose rows the grid index holds (directly or through the chain).
+const INDEXED_TABLES: &[&str] = &["districts", "streets", "communities", "grids"];
+
+#[derive(Debug, Deserialize)]
+struct Change {
+    table: String,
+    bbox: Option<[f64; 4]>,
+}
+
+/// Subscribes to the change channel. Call it before loading the state, so no
+/// change committed in between is missed.
+///
+/// # Errors
+/// When the listener cannot connect or subscribe.
+pub async fn subscribe(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    tracing::info!(channel = CHANNEL, "following database changes");
+    Ok(listener)
+}
+
+/// Applies changes until the process ends; run it in its own task. A lost
+/// connection is re-established by sqlx, after which everything is refreshed
+/// because notifications sent meanwhile are lost.
+pub async fn follow_changes(mut listener: PgListener, state: AppState) {
+    loop {
+        // Extents per table; `None` means the whole table.
+        let mut changed: BTreeMap<String, Option<[f64; 4]>> = BTreeMap::new();
+        match listener.try_recv().await {
+            Ok(Some(notification)) => record(&mut changed, notification.payload()),
+            Ok(None) => {
+                tracing::warn!("change listener reconnected; refreshing everything");
+                for layer in gridmap_tiles::LAYERS {
+                    changed.insert(layer.table.to_owned(), None);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, "change listener failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        while let Ok(Ok(Some(notification))) =
+            tokio::time::timeout(SETTLE, listener.try_recv()).await
+        {
+            record(&mut changed, notification.payload());
+        }
+        apply(&state, &changed).await;
+    }
+}
+
+fn record(changed: &mut BTreeMap<String, Option<[f64; 4]>>, payload: &str) {
+    let change: Change = match serde_json::from_str(payload) {
+        Ok(change) => change,
+        Err(err) => {
+            tracing::warn!(%err, payload, "unreadable change notification");
+            return;
+        }
+    };
+    let merged = match (changed.get(&change.table), change.bbox) {
+        // First change of this table.
+        (None, bbox) => bbox,
+        (Some(Some([w, s, e, n])), Some([w2, s2, e2, n2])) => {
+            Some([w.min(w2), s.min(s2), e.max(e2), n.max(n2)])
+        }
+        // Either side covers the whole table.
+        _ => None,
+    };
+    changed.insert(change.table, merged);
+}
+
+async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
+    if changed
+        .keys()
+        .any(|table| INDEXED_TABLES.contains(&table.as_str()))
+    {
+        match crate::load_grid_index(&state.pool).await {
+            Ok(index) => state.grid_index.store(std::sync::Arc::new(index)),
+            Err(err) => tracing::error!(error = format!("{err:#}"), "rebuilding the grid index"),
+        }
+    }
+    for (table, bbox) in changed {
+        state.tile_cache.invalidate(table, *bbox);
+    }
+    tracing::info!(tables = ?changed.keys().collect::<Vec<_>>(), "applied database changes");
+}
