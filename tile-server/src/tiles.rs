@@ -96,14 +96,16 @@ pub async fn tilejson(
     State(state): State<AppState>,
     Path(layers): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<tilejson::TileJSON>, ApiError> {
+) -> Result<Response, ApiError> {
     let spec = layers.strip_suffix(".json").unwrap_or(&layers);
     let layers = parse_layers(spec)?;
-    Ok(Json(gridmap_tiles::tilejson_for(
-        &layers,
-        &base_url(&headers),
-        state.bounds,
-    )))
+    let document = gridmap_tiles::tilejson_for(&layers, &base_url(&headers), state.bounds);
+    Ok((
+        // The page and MapLibre both read it: let the second read hit the cache.
+        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"))],
+        Json(document),
+    )
+        .into_response())
 }
 
 pub async fn tile(
