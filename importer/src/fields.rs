@@ -1,0 +1,384 @@
+//! The source-file contract in one table: for every layer, each database column,
+//! the source field names accepted for it (matched ignoring case), how its
+//! value is checked, and which codes must nest inside which.
+//!
+//! Source data comes with pinyin abbreviations (`WGBM`), Chinese names
+//! (`网格编码`) or the column name itself; keeping all of them here, rather
+//! than spread over the readers, lets the report show exactly which source
+//! field fed which column.
+
+use gridmap_model::{GridKind, KindError, Level, StationKind, StatusColour};
+
+use crate::Entity;
+
+/// The geometry a layer must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeometryKind {
+    /// Polygon or MultiPolygon, stored as MultiPolygon.
+    Area,
+    /// Point (a MultiPoint of one point is taken).
+    Point,
+    /// LineString (a MultiLineString of one part is taken).
+    Line,
+}
+
+/// How a field's text is checked and converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A hierarchical code of this level (length, digits).
+    Code(Level),
+    /// A free-form identifier such as an address or station code.
+    Id,
+    /// Free text.
+    Text,
+    /// A closed vocabulary mapped to its wire name.
+    Choice(Choice),
+    /// A whole number no smaller than `min`.
+    Integer { min: i32 },
+    /// A number strictly greater than zero.
+    PositiveReal,
+    /// A list joined by `、`, `,` or `，`.
+    List,
+}
+
+/// The closed vocabularies, each accepting wire names and Chinese terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    GridKind,
+    StatusColour,
+    StationKind,
+    CommunityKind,
+    RoadClass,
+}
+
+impl Choice {
+    /// Maps a source value to the wire name stored in the database.
+    ///
+    /// # Errors
+    /// A sentence naming the value and the accepted ones.
+    pub fn parse(self, value: &str) -> Result<&'static str, String> {
+        let text = |err: KindError| err.to_string().trim_end().to_owned();
+        match self {
+            Choice::GridKind => GridKind::parse(value).map(GridKind::as_str).map_err(text),
+            Choice::StatusColour => StatusColour::parse(value)
+                .map(StatusColour::as_str)
+                .map_err(text),
+            Choice::StationKind => StationKind::parse(value)
+                .map(StationKind::as_str)
+                .map_err(text),
+            Choice::CommunityKind => lookup(value, "community kind", COMMUNITY_KINDS),
+            Choice::RoadClass => lookup(value, "road class", ROAD_CLASSES),
+        }
+    }
+}
+
+/// Community kinds: a residents' committee (社区居委会) or a village (村委会).
+const COMMUNITY_KINDS: &[(&str, &[&str])] = &[
+    ("urban", &["社区", "居委会", "社区居委会", "城市社区"]),
+    ("village", &["村", "村委会", "行政村", "农村社区"]),
+];
+
+/// Road classes of the walking network, after CJJ 37 street classes.
+const ROAD_CLASSES: &[(&str, &[&str])] = &[
+    ("primary", &["主干路", "主干道"]),
+    ("secondary", &["次干路", "次干道"]),
+    ("residential", &["支路", "小区道路"]),
+    ("footway", &["步行道", "人行道", "步道"]),
+];
+
+fn lookup(
+    value: &str,
+    what: &str,
+    table: &[(&'static str, &[&str])],
+) -> Result<&'static str, String> {
+    let trimmed = value.trim();
+    table
+        .iter()
+        .find(|(wire, aliases)| trimmed.eq_ignore_ascii_case(wire) || aliases.contains(&trimmed))
+        .map(|(wire, _)| *wire)
+        .ok_or_else(|| {
+            let expected: Vec<String> = table
+                .iter()
+                .map(|(wire, aliases)| format!("{wire} ({})", aliases.join("/")))
+                .collect();
+            format!(
+                "{value:?} is not a known {what}; expected one of: {}",
+                expected.join(", ")
+            )
+        })
+}
+
+/// One database column and the source fields that may feed it.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    /// The database column.
+    pub column: &'static str,
+    /// Source field names accepted for it, in order of preference, matched
+    /// ignoring case.
+    pub aliases: &'static [&'static str],
+    pub value: ValueKind,
+    /// Whether every feature must carry a non-empty value.
+    pub required: bool,
+    /// The wire value used when an optional field is absent or empty.
+    pub default: Option<&'static str>,
+    /// The layer whose code this column refers to; the code must exist in the
+    /// database or in the same import.
+    pub references: Option<Entity>,
+}
+
+impl FieldSpec {
+    const fn new(column: &'static str, aliases: &'static [&'static str], value: ValueKind) -> Self {
+        Self {
+            column,
+            aliases,
+            value,
+            required: false,
+            default: None,
+            references: None,
+        }
+    }
+
+    const fn required(self) -> Self {
+        Self {
+            required: true,
+            ..self
+        }
+    }
+
+    const fn default(self, wire: &'static str) -> Self {
+        Self {
+            default: Some(wire),
+            ..self
+        }
+    }
+
+    const fn references(self, entity: Entity) -> Self {
+        Self {
+            references: Some(entity),
+            ..self
+        }
+    }
+}
+
+/// Everything the importer knows about one layer kind.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerSpec {
+    pub entity: Entity,
+    pub geometry: GeometryKind,
+    pub fields: &'static [FieldSpec],
+    /// The column that identifies a row and must be unique; roads have none.
+    pub key: Option<&'static str>,
+    /// Pairs (child column, parent column): the child's code must start with
+    /// the parent's, as GB/T 30428.1-style codes nest.
+    pub nesting: &'static [(&'static str, &'static str)],
+}
+
+impl LayerSpec {
+    /// The specification of `entity`.
+    #[must_use]
+    pub fn of(entity: Entity) -> &'static LayerSpec {
+        // LAYERS lists every entity in declaration order, so indexing by the
+        // discriminant always finds the right one; the unit test below guards it.
+        &LAYERS[entity as usize]
+    }
+
+    /// The position of `column` in [`LayerSpec::fields`].
+    #[must_use]
+    pub fn field_index(&self, column: &str) -> Option<usize> {
+        self.fields.iter().position(|field| field.column == column)
+    }
+}
+
+use Choice as C;
+use Level as L;
+use ValueKind as V;
+
+// Fields that refer to a parent layer carry the parent's own code field name.
+const DISTRICT_CODE: &[&str] = &[
+    "XZQDM",
+    "行政区代码",
+    "行政区划代码",
+    "区县代码",
+    "district_code",
+];
+const STREET_CODE: &[&str] = &["JDDM", "JDBM", "街道代码", "街道编码", "street_code"];
+const COMMUNITY_CODE: &[&str] = &["SQDM", "SQBM", "社区代码", "社区编码", "community_code"];
+const GRID_CODE: &[&str] = &["WGBM", "WGDM", "网格编码", "网格代码", "grid_code"];
+const UNIT_CODE: &[&str] = &["DYBM", "单元编码", "网格单元编码", "unit_code"];
+const BUILDING_CODE: &[&str] = &["LDBM", "楼栋编码", "建筑编码", "building_code"];
+
+/// The alias table, one entry per entity in dependency order.
+// One field per line reads as a table; rustfmt would break each over six lines.
+#[rustfmt::skip]
+pub const LAYERS: &[LayerSpec] = &[
+    LayerSpec {
+        entity: Entity::Districts,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["XZQDM", "行政区代码", "行政区划代码", "区县代码", "code"], V::Code(L::District)).required(),
+            FieldSpec::new("name", &["XZQMC", "行政区名称", "区县名称", "name"], V::Text).required(),
+        ],
+        key: Some("code"),
+        nesting: &[],
+    },
+    LayerSpec {
+        entity: Entity::Streets,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["JDDM", "JDBM", "街道代码", "街道编码", "code"], V::Code(L::Street)).required(),
+            FieldSpec::new("name", &["JDMC", "街道名称", "name"], V::Text).required(),
+            FieldSpec::new("district_code", DISTRICT_CODE, V::Code(L::District)).required().references(Entity::Districts),
+        ],
+        key: Some("code"),
+        nesting: &[("code", "district_code")],
+    },
+    LayerSpec {
+        entity: Entity::Communities,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["SQDM", "SQBM", "社区代码", "社区编码", "code"], V::Code(L::Community)).required(),
+            FieldSpec::new("name", &["SQMC", "社区名称", "name"], V::Text).required(),
+            FieldSpec::new("street_code", STREET_CODE, V::Code(L::Street)).required().references(Entity::Streets),
+            FieldSpec::new("kind", &["SQLX", "社区类型", "kind"], V::Choice(C::CommunityKind)).default("urban"),
+        ],
+        key: Some("code"),
+        nesting: &[("code", "street_code")],
+    },
+    LayerSpec {
+        entity: Entity::Grids,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["WGBM", "WGDM", "网格编码", "网格代码", "code"], V::Code(L::Grid)).required(),
+            FieldSpec::new("name", &["WGMC", "网格名称", "name"], V::Text).required(),
+            FieldSpec::new("community_code", COMMUNITY_CODE, V::Code(L::Community)).required().references(Entity::Communities),
+            FieldSpec::new("kind", &["WGLX", "网格类型", "kind"], V::Choice(C::GridKind)).required(),
+            FieldSpec::new("status", &["ZTYS", "状态颜色", "status"], V::Choice(C::StatusColour)).default("green"),
+            FieldSpec::new("worker_name", &["WGY", "网格员", "worker_name"], V::Text),
+            FieldSpec::new("worker_phone", &["LXDH", "联系电话", "worker_phone"], V::Text),
+        ],
+        key: Some("code"),
+        nesting: &[("code", "community_code")],
+    },
+    LayerSpec {
+        entity: Entity::GridUnits,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["DYBM", "单元编码", "网格单元编码", "code"], V::Code(L::GridUnit)).required(),
+            FieldSpec::new("name", &["DYMC", "单元名称", "网格单元名称", "name"], V::Text).required(),
+            FieldSpec::new("grid_code", GRID_CODE, V::Code(L::Grid)).required().references(Entity::Grids),
+        ],
+        key: Some("code"),
+        nesting: &[("code", "grid_code")],
+    },
+    LayerSpec {
+        entity: Entity::Buildings,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["LDBM", "楼栋编码", "建筑编码", "code"], V::Code(L::Building)).required(),
+            FieldSpec::new("name", &["LDMC", "楼栋名称", "建筑名称", "name"], V::Text).required(),
+            FieldSpec::new("grid_code", GRID_CODE, V::Code(L::Grid)).required().references(Entity::Grids),
+            FieldSpec::new("unit_code", UNIT_CODE, V::Code(L::GridUnit)).references(Entity::GridUnits),
+            FieldSpec::new("households", &["HS", "户数", "households"], V::Integer { min: 0 }).required(),
+            FieldSpec::new("floors", &["CS", "层数", "floors"], V::Integer { min: 1 }),
+        ],
+        key: Some("code"),
+        nesting: &[("code", "unit_code"), ("code", "grid_code"), ("unit_code", "grid_code")],
+    },
+    LayerSpec {
+        entity: Entity::Addresses,
+        geometry: GeometryKind::Point,
+        fields: &[
+            FieldSpec::new("code", &["DZBM", "地址编码", "code"], V::Id).required(),
+            FieldSpec::new("address", &["BZDZ", "标准地址", "地址", "address"], V::Text).required(),
+            FieldSpec::new("building_code", BUILDING_CODE, V::Code(L::Building)).required().references(Entity::Buildings),
+        ],
+        key: Some("code"),
+        nesting: &[],
+    },
+    LayerSpec {
+        entity: Entity::Stations,
+        geometry: GeometryKind::Point,
+        fields: &[
+            FieldSpec::new("code", &["ZDBM", "站点编码", "code"], V::Id).required(),
+            FieldSpec::new("kind", &["ZDLX", "站点类型", "kind"], V::Choice(C::StationKind)).required(),
+            FieldSpec::new("name", &["ZDMC", "站点名称", "name"], V::Text).required(),
+            FieldSpec::new("community_code", COMMUNITY_CODE, V::Code(L::Community)).required().references(Entity::Communities),
+            FieldSpec::new("grid_code", GRID_CODE, V::Code(L::Grid)).references(Entity::Grids),
+            FieldSpec::new("area_m2", &["MJ", "面积", "area_m2"], V::PositiveReal),
+            FieldSpec::new("amenities", &["SS", "设施", "服务设施", "amenities"], V::List),
+            FieldSpec::new("opening_hours", &["KFSJ", "开放时间", "opening_hours"], V::Text),
+        ],
+        key: Some("code"),
+        nesting: &[("grid_code", "community_code")],
+    },
+    LayerSpec {
+        entity: Entity::Roads,
+        geometry: GeometryKind::Line,
+        fields: &[
+            FieldSpec::new("name", &["DLMC", "道路名称", "name"], V::Text),
+            FieldSpec::new("class", &["DLDJ", "道路等级", "class"], V::Choice(C::RoadClass)).required(),
+        ],
+        key: None,
+        nesting: &[],
+    },
+];
+
+/// Splits an amenity list on the separators found in Chinese source data.
+#[must_use]
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(['、', ',', '，', ';', '；'])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_indexed_by_entity() {
+        assert_eq!(LAYERS.len(), Entity::ALL.len());
+        for entity in Entity::ALL {
+            assert_eq!(LayerSpec::of(entity).entity, entity);
+        }
+    }
+
+    #[test]
+    fn nesting_and_key_name_real_columns() {
+        for layer in LAYERS {
+            for (child, parent) in layer.nesting {
+                assert!(layer.field_index(child).is_some(), "{child}");
+                assert!(layer.field_index(parent).is_some(), "{parent}");
+            }
+            if let Some(key) = layer.key {
+                assert!(layer.field_index(key).is_some(), "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn choices_accept_chinese_terms() {
+        assert_eq!(Choice::CommunityKind.parse("村"), Ok("village"));
+        assert_eq!(Choice::CommunityKind.parse("社区"), Ok("urban"));
+        assert_eq!(Choice::RoadClass.parse("主干路"), Ok("primary"));
+        assert_eq!(Choice::RoadClass.parse("步行道"), Ok("footway"));
+        assert_eq!(Choice::RoadClass.parse("residential"), Ok("residential"));
+        assert_eq!(Choice::GridKind.parse("专属网格"), Ok("exclusive"));
+        assert_eq!(Choice::StatusColour.parse("黄"), Ok("yellow"));
+        let err = Choice::RoadClass.parse("高速").unwrap_err();
+        assert!(err.contains("\"高速\" is not a known road class"), "{err}");
+        assert!(!Choice::GridKind.parse("普通").unwrap_err().ends_with(' '));
+    }
+
+    #[test]
+    fn lists_split_on_chinese_and_ascii_separators() {
+        assert_eq!(
+            split_list("饮水、充电，热饭, 休息、"),
+            vec!["饮水", "充电", "热饭", "休息"]
+        );
+        assert!(split_list("  ").is_empty());
+    }
+}

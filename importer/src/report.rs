@@ -1,0 +1,95 @@
+//! What an import did: rows per layer, the field mapping used, and timings.
+
+use std::time::Duration;
+
+use crate::Entity;
+
+/// Which source field fed a database column.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldUse {
+    /// The database column.
+    pub column: &'static str,
+    /// The source field as spelled in the file, or `None` when the layer has
+    /// no such field (the column then gets its default or NULL).
+    pub source: Option<String>,
+}
+
+/// One source file's part of an import.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerReport {
+    pub entity: Entity,
+    /// The file name, as used in problems.
+    pub layer: String,
+    /// Features read from the file.
+    pub features: u64,
+    /// Rows inserted into the entity's table (in a dry run: rows that were
+    /// inserted and then rolled back).
+    pub rows: u64,
+    /// The source CRS as found.
+    pub source_crs: String,
+    /// Whether geometries were transformed to EPSG:4490.
+    pub transformed: bool,
+    /// The field mapping, one entry per column.
+    pub fields: Vec<FieldUse>,
+}
+
+/// The outcome of a successful import.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// One entry per source, in load (dependency) order.
+    pub layers: Vec<LayerReport>,
+    /// Whether the transaction was rolled back instead of committed.
+    pub dry_run: bool,
+    /// Time spent reading the files.
+    #[serde(serialize_with = "as_seconds")]
+    pub read_time: Duration,
+    /// Time spent on checks that need the database (duplicates, parents,
+    /// geometry validity).
+    #[serde(serialize_with = "as_seconds")]
+    pub check_time: Duration,
+    /// Time spent inserting and committing.
+    #[serde(serialize_with = "as_seconds")]
+    pub write_time: Duration,
+    /// Wall-clock time of the whole import.
+    #[serde(serialize_with = "as_seconds")]
+    pub elapsed: Duration,
+}
+
+impl ImportReport {
+    /// Features read over all layers.
+    #[must_use]
+    pub fn features(&self) -> u64 {
+        self.layers.iter().map(|layer| layer.features).sum()
+    }
+
+    /// Rows inserted over all layers.
+    #[must_use]
+    pub fn rows(&self) -> u64 {
+        self.layers.iter().map(|layer| layer.rows).sum()
+    }
+
+    /// Rows inserted into `entity`'s table.
+    #[must_use]
+    pub fn rows_of(&self, entity: Entity) -> u64 {
+        self.layers
+            .iter()
+            .filter(|layer| layer.entity == entity)
+            .map(|layer| layer.rows)
+            .sum()
+    }
+
+    /// Throughput over the whole import.
+    #[must_use]
+    pub fn features_per_second(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.features() as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+fn as_seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
