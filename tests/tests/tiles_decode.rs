@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use gdal::vector::LayerAccess as _;
-use gdal::Dataset;
+use gdal::{Dataset, DatasetOptions};
 use gridmap_tiles::TileCoord;
 use http_body_util::BodyExt as _;
 use std::collections::BTreeSet;
@@ -67,7 +67,12 @@ async fn grid_tiles_decode_and_match_postgis_counts() {
                 let path = scratch.join(format!("{}/{}/{}.pbf", tile.z, tile.x, tile.y));
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(&path, &bytes).unwrap();
-                let dataset = Dataset::open(&path)
+                // CLIP=NO keeps the features drawn only in the buffer around the tile.
+                let options = DatasetOptions {
+                    open_options: Some(&["CLIP=NO"]),
+                    ..DatasetOptions::default()
+                };
+                let dataset = Dataset::open_ex(&path, options)
                     .unwrap_or_else(|err| panic!("{uri}: GDAL cannot open: {err}"));
                 let mut layer = dataset.layer_by_name("grids").unwrap();
                 let mut codes = BTreeSet::new();

@@ -307,13 +307,21 @@ fn reachable_by_owner(dir: PathBuf) -> PathBuf {
     PathBuf::from(format!("/var/tmp/gridmap-{hash:016x}/pg"))
 }
 
+/// The project the cluster belongs to: the nearest workspace around the current
+/// directory, else around the running binary (so `target/release/gridmap-db`
+/// finds its own project from anywhere), else the current directory.
 fn project_root() -> Result<PathBuf, ClusterError> {
     let cwd = std::env::current_dir().map_err(io_error("reading the current directory"))?;
-    let found = cwd.ancestors().find(|dir| {
+    let is_workspace = |dir: &Path| {
         fs::read_to_string(dir.join("Cargo.toml"))
             .map(|manifest| manifest.contains("[workspace]"))
             .unwrap_or(false)
-    });
+    };
+    let exe = std::env::current_exe().ok();
+    let found = cwd
+        .ancestors()
+        .find(|dir| is_workspace(dir))
+        .or_else(|| exe.as_deref()?.ancestors().find(|dir| is_workspace(dir)));
     Ok(found.map_or(cwd.clone(), Path::to_path_buf))
 }
 
