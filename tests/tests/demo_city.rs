@@ -1,6 +1,11 @@
 //! The imported demo city keeps the promises of 多网合一 (seamless cover),
 //! checked by PostGIS as the independent oracle.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
 use sqlx::PgPool;
 
 async fn scalar_i64(pool: &PgPool, sql: &str) -> i64 {

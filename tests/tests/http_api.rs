@@ -1,6 +1,11 @@
 //! The HTTP API answered by the real router over the demo city, one request
 //! at a time with no socket (axum's `oneshot`).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;

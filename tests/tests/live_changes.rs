@@ -1,6 +1,11 @@
 //! A committed change reaches lookups and tiles within a second, through
 //! PostgreSQL's NOTIFY, with no restart.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
 use axum::body::Body;
 use axum::http::Request;
 use gridmap_tiles::TileCoord;

@@ -1,6 +1,11 @@
 //! The in-memory lookup agrees with PostGIS on 10,000 points over the demo
 //! city, including points exactly on shared edges and vertices.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
 use gridmap_server::load_grid_index;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,6 +1,11 @@
 //! Tiles decode with an independent decoder (GDAL's MVT driver) and carry as
 //! many grids as PostGIS finds in each tile.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use gdal::vector::LayerAccess as _;

@@ -4,6 +4,7 @@ use crate::grid_index::Unit;
 use crate::{ApiError, AppState};
 use axum::extract::{Query, State};
 use axum::Json;
+use gridmap_crs::LonLatCrs;
 use serde::{Deserialize, Serialize};
 
 /// Raw query parameters; parsed by hand so every mistake gets a clear message.
@@ -11,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct LookupParams {
     lon: Option<String>,
     lat: Option<String>,
+    /// CRS of lon/lat: 4490 (default), 4326, gcj02 or bd09.
+    crs: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -24,9 +27,12 @@ pub struct LookupResponse {
 
 #[derive(Debug, Serialize)]
 pub struct QueryPoint {
+    /// The point as given.
     pub lon: f64,
     pub lat: f64,
     pub crs: &'static str,
+    /// The point in CGCS2000, the CRS the grids are stored in.
+    pub cgcs2000: [f64; 2],
 }
 
 #[derive(Debug, Serialize)]
@@ -43,13 +49,21 @@ pub async fn lookup(
 ) -> Result<Json<LookupResponse>, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let (lon, lat) = parse_point(params.lon.as_deref(), params.lat.as_deref())?;
+    let crs = match params.crs.as_deref() {
+        None => LonLatCrs::Cgcs2000,
+        Some(name) => {
+            LonLatCrs::parse(name).map_err(|err| ApiError::BadRequest(err.to_string()))?
+        }
+    };
+    let (x, y) = crs.to_cgcs2000(lon, lat);
     let index = state.grid_index.load();
-    let hit = index.locate(lon, lat).map(|located| &located.payload);
+    let hit = index.locate(x, y).map(|located| &located.payload);
     Ok(Json(LookupResponse {
         query: QueryPoint {
             lon,
             lat,
-            crs: "EPSG:4490",
+            crs: crs.as_str(),
+            cgcs2000: [x, y],
         },
         grid: hit.map(|chain| GridSummary {
             code: chain.grid.code.clone(),

@@ -102,7 +102,10 @@ pub async fn tilejson(
     let document = gridmap_tiles::tilejson_for(&layers, &base_url(&headers), state.bounds);
     Ok((
         // The page and MapLibre both read it: let the second read hit the cache.
-        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"))],
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=60"),
+        )],
         Json(document),
     )
         .into_response())
