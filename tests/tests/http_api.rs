@@ -155,3 +155,29 @@ async fn bad_tile_coordinates_are_client_errors() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn lookup_accepts_points_digitised_on_gcj02_and_bd09_maps() {
+    let pool = gridmap_e2e::demo_pool().await;
+    let (lon, lat, grid): (f64, f64, String) = sqlx::query_as(
+        "SELECT ST_X(p), ST_Y(p), code
+           FROM (SELECT code, ST_PointOnSurface(geom) p FROM grids ORDER BY code OFFSET 7 LIMIT 1) g",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    for (name, crs) in [
+        ("gcj02", gridmap_crs::LonLatCrs::Gcj02),
+        ("bd09", gridmap_crs::LonLatCrs::Bd09),
+    ] {
+        let (x, y) = crs.from_cgcs2000(lon, lat);
+        let (status, json) = get_json(&format!("/api/v1/lookup?lon={x}&lat={y}&crs={name}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json["grid"]["code"], grid.as_str(), "{name}: {json}");
+        let back = json["query"]["cgcs2000"].as_array().unwrap();
+        assert!((back[0].as_f64().unwrap() - lon).abs() < 1e-9, "{json}");
+    }
+    let (status, json) = get_json(&format!("/api/v1/lookup?lon={lon}&lat={lat}&crs=3857")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(json["error"].as_str().unwrap().contains("gcj02"), "{json}");
+}
