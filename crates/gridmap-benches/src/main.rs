@@ -1,0 +1,124 @@
+//! `gridmap-bench`: measures gridmap against the peer a user would pick
+//! instead, on the same data and machine, and prints ratios.
+//!
+//! ```sh
+//! DATABASE_URL=… cargo run --release -p gridmap-benches -- lookup --points 1000000 --runs 3
+//! ```
+//!
+//! `lookup`: point-in-grid for N random points over the grids' extent, by the
+//! in-memory index on one core versus one PostGIS query joining the same points
+//! to the grids (GiST index, `ST_Intersects`, the documented boundary rule).
+//! Each side runs `--runs` times; the medians are compared.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use rand::{Rng as _, SeedableRng as _};
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmark gridmap side by side with PostGIS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Point-in-grid lookups: in-memory index vs a PostGIS join.
+    Lookup {
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+}
+
+const POSTGIS_JOIN: &str = "
+    SELECT count(g.code)
+      FROM unnest($1::float8[], $2::float8[]) AS p(x, y)
+      LEFT JOIN LATERAL (
+            SELECT code FROM grids
+             WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(p.x, p.y), 4490))
+             ORDER BY code LIMIT 1) g ON true";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Bench::Lookup { points, runs } => lookup(points, runs.max(1)).await,
+    }
+}
+
+async fn lookup(n_points: usize, runs: usize) -> anyhow::Result<()> {
+    let pool = gridmap_store::connect(2).await.context("connecting")?;
+    let index = gridmap_server::load_grid_index(&pool)
+        .await
+        .context("loading grids")?;
+    let (west, south, east, north): (f64, f64, f64, f64) = sqlx::query_as(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+           FROM (SELECT ST_Extent(geom)::geometry e FROM grids) x",
+    )
+    .fetch_one(&pool)
+    .await
+    .context("reading the extent of the grids")?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let xs: Vec<f64> = (0..n_points).map(|_| rng.gen_range(west..east)).collect();
+    let ys: Vec<f64> = (0..n_points).map(|_| rng.gen_range(south..north)).collect();
+
+    let mut memory_times = Vec::new();
+    let mut hits_memory = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        hits_memory = xs
+            .iter()
+            .zip(&ys)
+            .filter(|(x, y)| index.locate(**x, **y).is_some())
+            .count();
+        memory_times.push(started.elapsed());
+    }
+    let mut postgis_times = Vec::new();
+    let mut hits_postgis = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        hits_postgis = sqlx::query_scalar::<_, i64>(POSTGIS_JOIN)
+            .bind(&xs)
+            .bind(&ys)
+            .fetch_one(&pool)
+            .await
+            .context("PostGIS join")?;
+        postgis_times.push(started.elapsed());
+    }
+    anyhow::ensure!(
+        i64::try_from(hits_memory)? == hits_postgis,
+        "answers differ: index found {hits_memory} points in grids, PostGIS {hits_postgis}"
+    );
+    let memory = median(&mut memory_times);
+    let postgis = median(&mut postgis_times);
+    let rate = |d: Duration| n_points as f64 / d.as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "lookup: {} grids, {n_points} random points, {hits_memory} inside a grid, median of {runs} runs", index.len())?;
+    writeln!(
+        out,
+        "  gridmap index (1 core)  {:>10.3} s  {:>12.0} points/s",
+        memory.as_secs_f64(),
+        rate(memory)
+    )?;
+    writeln!(
+        out,
+        "  PostGIS join            {:>10.3} s  {:>12.0} points/s",
+        postgis.as_secs_f64(),
+        rate(postgis)
+    )?;
+    writeln!(
+        out,
+        "  ratio                   {:>10.1}x",
+        postgis.as_secs_f64() / memory.as_secs_f64()
+    )?;
+    Ok(())
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
