@@ -86,7 +86,7 @@ async fn committed_edits_reach_lookups_and_tiles_within_a_second(pool: PgPool) {
     let state = gridmap_server::AppState::load(pool.clone(), 1 << 20)
         .await
         .unwrap();
-    tokio::spawn(gridmap_server::follow_changes(listener, state.clone()));
+    let follower = tokio::spawn(gridmap_server::follow_changes(listener, state.clone()));
     let app = gridmap_server::app(state, None);
 
     // East half of the community has no grid yet.
@@ -121,4 +121,8 @@ async fn committed_edits_reach_lookups_and_tiles_within_a_second(pool: PgPool) {
         lookup_code(&app, 120.475, 37.65).await.as_deref(),
         Some("370681001001002")
     );
+    // The listener holds a connection of its own; release it so the test
+    // database can be dropped at once.
+    follower.abort();
+    let _ = follower.await;
 }
