@@ -115,3 +115,56 @@ async fn grid_tiles_decode_and_match_postgis_counts() {
     std::fs::remove_dir_all(&scratch).ok();
     assert!(decoded_tiles >= 8, "only {decoded_tiles} tiles had grids");
 }
+
+#[tokio::test]
+async fn tiles_are_gzipped_on_request_and_revalidated_by_etag() {
+    let state = gridmap_e2e::demo_state().await;
+    let app = gridmap_server::app(state, None);
+    let uri = "/tiles/grids/12/3419/1585";
+    let fetch = |headers: Vec<(&'static str, String)>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get(uri);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let response = app
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, headers, body)
+        }
+    };
+    let (status, plain_headers, plain) = fetch(vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(plain.len() > 1_000, "tile of {} bytes", plain.len());
+    assert!(plain_headers.get("content-encoding").is_none());
+    let etag = plain_headers["etag"].to_str().unwrap().to_owned();
+
+    let (status, gzip_headers, gzipped) =
+        fetch(vec![("accept-encoding", "br, gzip;q=0.8".to_owned())]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(gzip_headers["content-encoding"], "gzip");
+    assert_eq!(gzip_headers["etag"].to_str().unwrap(), etag);
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain.to_vec());
+    assert!(gzipped.len() < plain.len());
+
+    let (status, _, body) = fetch(vec![("accept-encoding", "gzip;q=0".to_owned())]).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, plain.len()));
+
+    let (status, headers, body) = fetch(vec![("if-none-match", etag.clone())]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(headers["etag"].to_str().unwrap(), etag);
+    let (status, _, _) = fetch(vec![("if-none-match", "\"0000000000000000\"".to_owned())]).await;
+    assert_eq!(status, StatusCode::OK);
+}
