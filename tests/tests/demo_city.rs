@@ -15,6 +15,28 @@ async fn scalar_i64(pool: &PgPool, sql: &str) -> i64 {
         .unwrap_or_else(|err| panic!("{sql}: {err}"))
 }
 
+/// Parents whose children's union differs from them: a gap or a spill, with
+/// the area of the difference. Areas are planar, in square degrees (1e-12 deg²
+/// ≈ 0.01 m² here): geodesic areas would count the bulge of a geodesic edge
+/// against a straight one split by a vertex as a sliver that is not in the data.
+async fn untiled_parents(
+    pool: &PgPool,
+    parent_table: &str,
+    child_table: &str,
+    parent_key: &str,
+) -> Vec<(String, f64)> {
+    sqlx::query_as(&format!(
+        "SELECT p.code, ST_Area(ST_SymDifference(p.geom, u.geom))
+           FROM {parent_table} p
+           JOIN (SELECT {parent_key} AS parent, ST_Union(geom) geom
+                   FROM {child_table} GROUP BY {parent_key}) u ON u.parent = p.code
+          WHERE ST_Area(ST_SymDifference(p.geom, u.geom)) > 1e-12"
+    ))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn demo_city_has_realistic_scale() {
     let pool = gridmap_e2e::demo_pool().await;
@@ -74,20 +96,7 @@ async fn grids_tile_their_community_without_gap_or_overlap() {
     )
     .await;
     assert_eq!(overlaps, 0, "grid pairs whose interiors overlap");
-    // Gap or spill: the union of a community's grids differs from it. Areas are
-    // planar, in square degrees (1e-12 deg² ≈ 0.01 m² here): geodesic areas
-    // would count the bulge of a geodesic edge against a straight one split
-    // by a vertex as a sliver that is not in the data.
-    let mismatched: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT c.code, ST_Area(ST_SymDifference(c.geom, u.geom))
-           FROM communities c
-           JOIN (SELECT community_code, ST_Union(geom) geom FROM grids GROUP BY community_code) u
-             ON u.community_code = c.code
-          WHERE ST_Area(ST_SymDifference(c.geom, u.geom)) > 1e-12",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let mismatched = untiled_parents(&pool, "communities", "grids", "community_code").await;
     assert!(
         mismatched.is_empty(),
         "communities whose grids leave a gap or spill (deg²): {mismatched:?}"
@@ -98,21 +107,17 @@ async fn grids_tile_their_community_without_gap_or_overlap() {
     )
     .await;
     assert_eq!(without_grid, 0);
+    let mismatched = untiled_parents(&pool, "grids", "grid_units", "grid_code").await;
+    assert!(
+        mismatched.is_empty(),
+        "grids whose units leave a gap or spill (deg²): {mismatched:?}"
+    );
 }
 
 #[tokio::test]
 async fn communities_tile_their_street_and_streets_nest_in_the_district() {
     let pool = gridmap_e2e::demo_pool().await;
-    let mismatched: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT s.code, ST_Area(ST_SymDifference(s.geom, u.geom))
-           FROM streets s
-           JOIN (SELECT street_code, ST_Union(geom) geom FROM communities GROUP BY street_code) u
-             ON u.street_code = s.code
-          WHERE ST_Area(ST_SymDifference(s.geom, u.geom)) > 1e-12",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let mismatched = untiled_parents(&pool, "streets", "communities", "street_code").await;
     assert!(
         mismatched.is_empty(),
         "streets not tiled by their communities (deg²): {mismatched:?}"
