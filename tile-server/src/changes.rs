@@ -1,6 +1,6 @@
 //! Follows committed changes announced by PostgreSQL (channel
 //! `gridmap_changes`, see migration 0002) so that every replica rebuilds its
-//! grid index and drops exactly the cached tiles that show a change.
+//! lookup index and drops exactly the cached tiles that show a change.
 
 use crate::AppState;
 use serde::Deserialize;
@@ -15,8 +15,19 @@ pub const CHANNEL: &str = "gridmap_changes";
 /// multi-table import rebuilds the index once.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Tables whose rows the grid index holds (directly or through the chain).
-const INDEXED_TABLES: &[&str] = &["districts", "streets", "communities", "grids"];
+/// Tables whose rows the lookup snapshot holds (directly or through the
+/// chain): grids with their chain, grid units, buildings with their
+/// addresses, and stations.
+const INDEXED_TABLES: &[&str] = &[
+    "districts",
+    "streets",
+    "communities",
+    "grids",
+    "grid_units",
+    "buildings",
+    "addresses",
+    "stations",
+];
 
 #[derive(Debug, Deserialize)]
 struct Change {
@@ -49,6 +60,9 @@ pub async fn follow_changes(mut listener: PgListener, state: AppState) {
                 tracing::warn!("change listener reconnected; refreshing everything");
                 for layer in gridmap_tiles::LAYERS {
                     changed.insert(layer.table.to_owned(), None);
+                }
+                for table in INDEXED_TABLES {
+                    changed.insert((*table).to_owned(), None);
                 }
             }
             Err(err) => {
@@ -91,9 +105,16 @@ async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
         .keys()
         .any(|table| INDEXED_TABLES.contains(&table.as_str()))
     {
-        match crate::load_grid_index(&state.pool).await {
+        // Only the parts whose tables changed are reloaded; requests keep
+        // reading the previous snapshot until the new one is swapped in.
+        let current = state.grid_index.load_full();
+        let refreshed = crate::grid_index::refresh_lookup_index(&state.pool, &current, |table| {
+            changed.contains_key(table)
+        })
+        .await;
+        match refreshed {
             Ok(index) => state.grid_index.store(std::sync::Arc::new(index)),
-            Err(err) => tracing::error!(error = format!("{err:#}"), "rebuilding the grid index"),
+            Err(err) => tracing::error!(error = format!("{err:#}"), "rebuilding the lookup index"),
         }
     }
     for (table, bbox) in changed {

@@ -12,6 +12,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A body larger than the endpoint reads into memory.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A body in a format the endpoint does not read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Anything else: logged in full, answered with a plain 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -28,6 +34,10 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message),
+            ApiError::PayloadTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
+            ApiError::UnsupportedMediaType(message) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+            }
             ApiError::Internal(err) => {
                 // The chain goes to the log inside the request span, never to
                 // the client: it may name tables, hosts or queries.

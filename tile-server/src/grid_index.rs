@@ -1,7 +1,13 @@
-//! The in-memory grid index the lookups read, built from PostGIS.
+//! The in-memory indexes the lookups read, built from PostGIS: grids with
+//! their administrative chain, grid units, buildings with their addresses and
+//! stations by kind, held together in one immutable [`LookupIndex`] snapshot.
 
-use gridmap_index::{Located, PolygonIndex};
+use gridmap_index::{IndexedPoint, Located, PointIndex, PolygonIndex};
+use gridmap_model::StationKind;
+use gridmap_store::StoreError;
 use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// What a lookup answers about a grid besides its code.
 #[derive(Debug, Clone)]
@@ -23,12 +29,197 @@ pub struct Unit {
 
 pub type GridIndex = PolygonIndex<GridChain>;
 
+/// Grid units keyed by code, with their names as payload.
+pub type GridUnitIndex = PolygonIndex<String>;
+
+/// What a lookup answers about a building besides its code.
+#[derive(Debug, Clone)]
+pub struct BuildingInfo {
+    pub name: String,
+    pub floors: Option<i32>,
+    pub address: Option<AddressInfo>,
+}
+
+/// A standard address (标准地址) of a building.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressInfo {
+    pub code: String,
+    pub address: String,
+}
+
+pub type BuildingIndex = PolygonIndex<BuildingInfo>;
+
+/// The public attributes of a station.
+#[derive(Debug, Clone)]
+pub struct StationInfo {
+    pub code: String,
+    pub name: String,
+    pub kind: StationKind,
+}
+
+/// One point index per station kind, in the order of [`StationKind::ALL`].
+#[derive(Debug)]
+pub struct StationIndex {
+    by_kind: Vec<(StationKind, PointIndex<StationInfo>)>,
+}
+
+impl StationIndex {
+    /// The nearest station of each kind that has any, with its geodesic
+    /// distance in metres, in the order of [`StationKind::ALL`].
+    #[must_use]
+    pub fn nearest_of_each_kind(&self, lon: f64, lat: f64) -> Vec<(&StationInfo, f64)> {
+        self.by_kind
+            .iter()
+            .filter_map(|(_, index)| index.nearest(lon, lat))
+            .map(|nearest| (&nearest.point.payload, nearest.distance_m))
+            .collect()
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_kind.iter().map(|(_, index)| index.len()).sum()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything a lookup reads, swapped as one value so that a request never
+/// sees grids from one rebuild and buildings from another. Each part sits in
+/// its own `Arc`, so a rebuild reloads only the parts whose tables changed.
+#[derive(Debug)]
+pub struct LookupIndex {
+    pub grids: Arc<GridIndex>,
+    pub grid_units: Arc<GridUnitIndex>,
+    pub buildings: Arc<BuildingIndex>,
+    pub stations: Arc<StationIndex>,
+}
+
+/// Reading a snapshot as a grid index keeps code written against the grid
+/// index alone (health, benches) working unchanged.
+impl std::ops::Deref for LookupIndex {
+    type Target = GridIndex;
+
+    fn deref(&self) -> &GridIndex {
+        &self.grids
+    }
+}
+
+/// Tables each part of the snapshot is read from (`changes.rs` lists them all).
+const GRID_TABLES: &[&str] = &["districts", "streets", "communities", "grids"];
+const GRID_UNIT_TABLES: &[&str] = &["grid_units"];
+const BUILDING_TABLES: &[&str] = &["buildings", "addresses"];
+const STATION_TABLES: &[&str] = &["stations"];
+
+/// What the snapshot knows about one point.
+#[derive(Debug)]
+pub struct Resolved<'a> {
+    pub grid: Option<&'a GridChain>,
+    pub grid_unit: Option<&'a Located<String>>,
+    pub building: Option<&'a Located<BuildingInfo>>,
+    /// The nearest station of each kind with its distance in metres.
+    pub nearest_stations: Vec<(&'a StationInfo, f64)>,
+    /// Only for a point in no grid: the grid with the nearest edge and the
+    /// distance to it in metres.
+    pub nearest_grid: Option<(&'a GridChain, f64)>,
+}
+
+impl LookupIndex {
+    /// A snapshot holding nothing, where every lookup misses.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            grids: Arc::new(PolygonIndex::new(Vec::new())),
+            grid_units: Arc::new(PolygonIndex::new(Vec::new())),
+            buildings: Arc::new(PolygonIndex::new(Vec::new())),
+            stations: Arc::new(StationIndex {
+                by_kind: Vec::new(),
+            }),
+        }
+    }
+
+    /// Everything the snapshot holds about the CGCS2000 point `(x, y)`.
+    #[must_use]
+    pub fn resolve(&self, x: f64, y: f64) -> Resolved<'_> {
+        let grid = self.grids.locate(x, y).map(|hit| &hit.payload);
+        let nearest_grid = match grid {
+            Some(_) => None,
+            None => self
+                .grids
+                .nearest(x, y)
+                .map(|(hit, metres)| (&hit.payload, metres)),
+        };
+        Resolved {
+            grid,
+            grid_unit: self.grid_units.locate(x, y),
+            building: self.buildings.locate(x, y),
+            nearest_stations: self.stations.nearest_of_each_kind(x, y),
+            nearest_grid,
+        }
+    }
+}
+
+/// Reads every table the snapshot needs and indexes it.
+///
+/// # Errors
+/// When a table cannot be read.
+pub async fn load_lookup_index(pool: &sqlx::PgPool) -> Result<LookupIndex, StoreError> {
+    build(pool, None, |_| true).await
+}
+
+/// A new snapshot that reloads the parts read from a table for which
+/// `changed` is true and shares the other parts with `current`.
+///
+/// # Errors
+/// When a table cannot be read.
+pub async fn refresh_lookup_index(
+    pool: &sqlx::PgPool,
+    current: &LookupIndex,
+    changed: impl Fn(&str) -> bool,
+) -> Result<LookupIndex, StoreError> {
+    build(pool, Some(current), |tables| {
+        tables.iter().any(|t| changed(t))
+    })
+    .await
+}
+
+async fn build(
+    pool: &sqlx::PgPool,
+    current: Option<&LookupIndex>,
+    stale: impl Fn(&[&str]) -> bool,
+) -> Result<LookupIndex, StoreError> {
+    let grids = match current {
+        Some(current) if !stale(GRID_TABLES) => Arc::clone(&current.grids),
+        _ => Arc::new(load_grid_index(pool).await?),
+    };
+    let grid_units = match current {
+        Some(current) if !stale(GRID_UNIT_TABLES) => Arc::clone(&current.grid_units),
+        _ => Arc::new(load_grid_unit_index(pool).await?),
+    };
+    let buildings = match current {
+        Some(current) if !stale(BUILDING_TABLES) => Arc::clone(&current.buildings),
+        _ => Arc::new(load_building_index(pool).await?),
+    };
+    let stations = match current {
+        Some(current) if !stale(STATION_TABLES) => Arc::clone(&current.stations),
+        _ => Arc::new(load_station_index(pool).await?),
+    };
+    Ok(LookupIndex {
+        grids,
+        grid_units,
+        buildings,
+        stations,
+    })
+}
+
 /// Reads every grid with its chain and indexes it.
 ///
 /// # Errors
 /// When the grids cannot be read.
-pub async fn load_grid_index(pool: &sqlx::PgPool) -> Result<GridIndex, gridmap_store::StoreError> {
-    let started = std::time::Instant::now();
+pub async fn load_grid_index(pool: &sqlx::PgPool) -> Result<GridIndex, StoreError> {
+    let started = Instant::now();
     let records = gridmap_store::queries::load_grids(pool).await?;
     let items = records
         .into_iter()
@@ -63,5 +254,78 @@ pub async fn load_grid_index(pool: &sqlx::PgPool) -> Result<GridIndex, gridmap_s
         elapsed_ms = started.elapsed().as_millis(),
         "grid index built"
     );
+    Ok(index)
+}
+
+async fn load_grid_unit_index(pool: &sqlx::PgPool) -> Result<GridUnitIndex, StoreError> {
+    let started = Instant::now();
+    let records = gridmap_store::queries::load_grid_units(pool).await?;
+    let items = records
+        .into_iter()
+        .map(|record| Located {
+            code: record.code,
+            payload: record.name,
+            polygon: record.geom,
+        })
+        .collect();
+    let index = PolygonIndex::new(items);
+    tracing::info!(
+        grid_units = index.len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "grid unit index built"
+    );
+    Ok(index)
+}
+
+async fn load_building_index(pool: &sqlx::PgPool) -> Result<BuildingIndex, StoreError> {
+    let started = Instant::now();
+    let records = gridmap_store::queries::load_buildings(pool).await?;
+    let items: Vec<_> = records
+        .into_iter()
+        .map(|record| Located {
+            code: record.code,
+            payload: BuildingInfo {
+                name: record.name,
+                floors: record.floors,
+                address: record
+                    .address
+                    .map(|(code, address)| AddressInfo { code, address }),
+            },
+            polygon: record.geom,
+        })
+        .collect();
+    let index = PolygonIndex::new(items);
+    tracing::info!(
+        buildings = index.len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "building index built"
+    );
+    Ok(index)
+}
+
+async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreError> {
+    let records = gridmap_store::queries::load_stations(pool).await?;
+    let by_kind = StationKind::ALL
+        .iter()
+        .map(|&kind| {
+            // Records come in code order, so ties go to the smallest code.
+            let points = records
+                .iter()
+                .filter(|record| record.kind == kind.as_str())
+                .map(|record| IndexedPoint {
+                    lon: record.lon,
+                    lat: record.lat,
+                    payload: StationInfo {
+                        code: record.code.clone(),
+                        name: record.name.clone(),
+                        kind,
+                    },
+                })
+                .collect();
+            (kind, PointIndex::new(points))
+        })
+        .collect();
+    let index = StationIndex { by_kind };
+    tracing::info!(stations = index.len(), "station index built");
     Ok(index)
 }

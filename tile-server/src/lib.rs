@@ -1,6 +1,9 @@
 //! gridmap-server: the HTTP face of gridmap.
 //!
-//! - `GET /api/v1/lookup?lon=…&lat=…`: which grid owns a coordinate, with its chain.
+//! - `GET /api/v1/lookup?lon=…&lat=…`: which grid owns a coordinate, with its
+//!   chain, grid unit, building, address and nearest stations.
+//! - `POST /api/v1/lookup/batch`: the grid chain of many points (CSV, NDJSON,
+//!   JSON or GeoJSON in), streamed back in input order.
 //! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
 //! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
 //! - `GET /health`: readiness for probes.
@@ -9,8 +12,10 @@
 //! The server keeps no state of its own beyond caches rebuilt from PostGIS, so
 //! replicas scale out behind a load balancer.
 
+mod batch;
 mod changes;
 mod error;
+mod gaps;
 mod grid_index;
 mod health;
 mod lookup;
@@ -18,7 +23,7 @@ mod tiles;
 
 use axum::extract::MatchedPath;
 use axum::http::Request;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,13 +32,19 @@ use tower_http::trace::TraceLayer;
 
 pub use changes::{follow_changes, subscribe};
 pub use error::ApiError;
-pub use grid_index::{load_grid_index, GridChain, GridIndex};
+pub use grid_index::{
+    load_grid_index, load_lookup_index, refresh_lookup_index, GridChain, GridIndex, LookupIndex,
+    Resolved,
+};
+pub use lookup::{answer as lookup_answer, LookupResponse};
 
 /// Shared, cheaply clonable state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: sqlx::PgPool,
-    pub grid_index: Arc<arc_swap::ArcSwap<GridIndex>>,
+    /// The lookup snapshot (grids, grid units, buildings, stations); it
+    /// dereferences to the grid index for code that needs only the grids.
+    pub grid_index: Arc<arc_swap::ArcSwap<LookupIndex>>,
     pub tile_cache: tiles::TileCache,
     pub bounds: Option<[f64; 4]>,
 }
@@ -42,12 +53,12 @@ impl AppState {
     /// Loads what the server holds in memory from the database.
     ///
     /// # Errors
-    /// When the grids or the extent cannot be read.
+    /// When the indexed tables or the extent cannot be read.
     pub async fn load(
         pool: sqlx::PgPool,
         tile_cache_bytes: u64,
     ) -> Result<Self, gridmap_store::StoreError> {
-        let grid_index = load_grid_index(&pool).await?;
+        let grid_index = load_lookup_index(&pool).await?;
         let bounds = gridmap_store::queries::extent(&pool).await?;
         Ok(Self {
             pool,
@@ -63,6 +74,8 @@ pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
     let router = Router::new()
         .route("/health", get(health::health))
         .route("/api/v1/lookup", get(lookup::lookup))
+        .route("/api/v1/lookup/batch", post(batch::batch))
+        .route("/api/v1/gaps", get(gaps::gaps))
         .route("/tiles/{layers}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .with_state(state);

@@ -1,6 +1,10 @@
-//! `GET /api/v1/lookup?lon=…&lat=…`: which grid owns a coordinate.
+//! `GET /api/v1/lookup?lon=…&lat=…`: what owns and serves a coordinate: the
+//! grid with its administrative chain, the grid unit, the building whose
+//! footprint covers the point with its standard address, and the nearest
+//! station of each kind. Every distance is a straight line on the ellipsoid,
+//! never a walking distance.
 
-use crate::grid_index::Unit;
+use crate::grid_index::{AddressInfo, LookupIndex, Unit};
 use crate::{ApiError, AppState};
 use axum::extract::{Query, State};
 use axum::Json;
@@ -16,6 +20,7 @@ pub struct LookupParams {
     crs: Option<String>,
 }
 
+/// The public answer: no grid worker, phone or household appears in it.
 #[derive(Debug, Serialize)]
 pub struct LookupResponse {
     pub query: QueryPoint,
@@ -23,6 +28,14 @@ pub struct LookupResponse {
     pub community: Option<Unit>,
     pub street: Option<Unit>,
     pub district: Option<Unit>,
+    pub grid_unit: Option<Unit>,
+    pub building: Option<BuildingSummary>,
+    /// The standard address of `building` (the one with the smallest code).
+    pub address: Option<AddressInfo>,
+    /// The nearest station of each kind by straight-line geodesic distance.
+    pub nearest_stations: Vec<StationDistance>,
+    /// Only when `grid` is null: the grid whose edge is nearest.
+    pub nearest_grid: Option<NearestGrid>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,74 +56,139 @@ pub struct GridSummary {
     pub status: String,
 }
 
+#[derive(Debug, Serialize)]
+pub struct BuildingSummary {
+    pub code: String,
+    pub name: String,
+    pub floors: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StationDistance {
+    pub code: String,
+    pub name: String,
+    pub kind: &'static str,
+    /// Straight-line (geodesic) metres, rounded to decimetres.
+    pub distance_m: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NearestGrid {
+    pub code: String,
+    pub name: String,
+    /// Metres from the point to the grid's boundary, rounded to decimetres.
+    pub distance_m: f64,
+}
+
 pub async fn lookup(
     State(state): State<AppState>,
     params: Result<Query<LookupParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<LookupResponse>, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let (lon, lat) = parse_point(params.lon.as_deref(), params.lat.as_deref())?;
-    let crs = match params.crs.as_deref() {
-        None => LonLatCrs::Cgcs2000,
-        Some(name) => {
-            LonLatCrs::parse(name).map_err(|err| ApiError::BadRequest(err.to_string()))?
-        }
-    };
+    let crs = parse_crs(params.crs.as_deref())?;
+    Ok(Json(answer(&state.grid_index.load(), lon, lat, crs)))
+}
+
+/// The lookup answer for a validated point given in `crs`.
+#[must_use]
+pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> LookupResponse {
     let (x, y) = crs.to_cgcs2000(lon, lat);
-    let index = state.grid_index.load();
-    let hit = index.locate(x, y).map(|located| &located.payload);
-    Ok(Json(LookupResponse {
+    let resolved = index.resolve(x, y);
+    let chain = resolved.grid;
+    LookupResponse {
         query: QueryPoint {
             lon,
             lat,
             crs: crs.as_str(),
             cgcs2000: [x, y],
         },
-        grid: hit.map(|chain| GridSummary {
+        grid: chain.map(|chain| GridSummary {
             code: chain.grid.code.clone(),
             name: chain.grid.name.clone(),
             kind: chain.kind.clone(),
             status: chain.status.clone(),
         }),
-        community: hit.map(|chain| chain.community.clone()),
-        street: hit.map(|chain| chain.street.clone()),
-        district: hit.map(|chain| chain.district.clone()),
-    }))
+        community: chain.map(|chain| chain.community.clone()),
+        street: chain.map(|chain| chain.street.clone()),
+        district: chain.map(|chain| chain.district.clone()),
+        grid_unit: resolved.grid_unit.map(|unit| Unit {
+            code: unit.code.clone(),
+            name: unit.payload.clone(),
+        }),
+        building: resolved.building.map(|building| BuildingSummary {
+            code: building.code.clone(),
+            name: building.payload.name.clone(),
+            floors: building.payload.floors,
+        }),
+        address: resolved
+            .building
+            .and_then(|building| building.payload.address.clone()),
+        nearest_stations: resolved
+            .nearest_stations
+            .into_iter()
+            .map(|(station, metres)| StationDistance {
+                code: station.code.clone(),
+                name: station.name.clone(),
+                kind: station.kind.as_str(),
+                distance_m: round_decimetres(metres),
+            })
+            .collect(),
+        nearest_grid: resolved.nearest_grid.map(|(chain, metres)| NearestGrid {
+            code: chain.grid.code.clone(),
+            name: chain.grid.name.clone(),
+            distance_m: round_decimetres(metres),
+        }),
+    }
+}
+
+/// Parses the optional `crs` parameter shared by single and batch lookups.
+pub(crate) fn parse_crs(name: Option<&str>) -> Result<LonLatCrs, ApiError> {
+    match name {
+        None => Ok(LonLatCrs::Cgcs2000),
+        Some(name) => LonLatCrs::parse(name).map_err(|err| ApiError::BadRequest(err.to_string())),
+    }
+}
+
+fn round_decimetres(metres: f64) -> f64 {
+    (metres * 10.0).round() / 10.0
 }
 
 /// Validates a longitude/latitude pair, spotting the common swap.
 fn parse_point(lon: Option<&str>, lat: Option<&str>) -> Result<(f64, f64), ApiError> {
-    let lon = parse_number("lon", lon)?;
-    let lat = parse_number("lat", lat)?;
+    let lon = parse_number("lon", lon).map_err(ApiError::BadRequest)?;
+    let lat = parse_number("lat", lat).map_err(ApiError::BadRequest)?;
+    check_point(lon, lat).map_err(ApiError::BadRequest)
+}
+
+/// Checks the ranges of a parsed pair; the message names what is wrong and
+/// spots swapped coordinates. Shared with the batch lookup's per-row errors.
+pub(crate) fn check_point(lon: f64, lat: f64) -> Result<(f64, f64), String> {
     if !(-90.0..=90.0).contains(&lat) {
         let hint = if (-90.0..=90.0).contains(&lon) && (-180.0..=180.0).contains(&lat) {
             "; lon and lat look swapped"
         } else {
             ""
         };
-        return Err(ApiError::BadRequest(format!(
-            "lat must be within [-90, 90], got {lat}{hint}"
-        )));
+        return Err(format!("lat must be within [-90, 90], got {lat}{hint}"));
     }
     if !(-180.0..=180.0).contains(&lon) {
-        return Err(ApiError::BadRequest(format!(
-            "lon must be within [-180, 180], got {lon}"
-        )));
+        return Err(format!("lon must be within [-180, 180], got {lon}"));
     }
     Ok((lon, lat))
 }
 
-fn parse_number(name: &str, value: Option<&str>) -> Result<f64, ApiError> {
+/// Parses one coordinate given as text; shared with the batch lookup.
+pub(crate) fn parse_number(name: &str, value: Option<&str>) -> Result<f64, String> {
     let value = value
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {name}")))?;
+        .ok_or_else(|| format!("missing query parameter {name}"))?;
     value
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!("{name} must be a finite number, got {value:?}"))
-        })
+        .ok_or_else(|| format!("{name} must be a finite number, got {value:?}"))
 }
 
 #[cfg(test)]

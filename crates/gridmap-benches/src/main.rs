@@ -3,12 +3,17 @@
 //!
 //! ```sh
 //! DATABASE_URL=… cargo run --release -p gridmap-benches -- lookup --points 1000000 --runs 3
+//! DATABASE_URL=… cargo run --release -p gridmap-benches -- chain --points 200000 --runs 3
 //! ```
 //!
 //! `lookup`: point-in-grid for N random points over the grids' extent, by the
 //! in-memory index on one core versus one PostGIS query joining the same points
 //! to the grids (GiST index, `ST_Intersects`, the documented boundary rule).
 //! Each side runs `--runs` times; the medians are compared.
+//!
+//! `chain`: the full single lookup in process (grid chain, grid unit,
+//! building and address, nearest station of each kind, nearest grid for points
+//! outside, encoded as the JSON the API sends) for N random points on one core.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -32,6 +37,13 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The full lookup chain in process, encoded as the API's JSON.
+    Chain {
+        #[arg(long, default_value_t = 200_000)]
+        points: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 const POSTGIS_JOIN: &str = "
@@ -47,7 +59,67 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Bench::Lookup { points, runs } => lookup(points, runs.max(1)).await,
+        Bench::Chain { points, runs } => chain(points, runs.max(1)).await,
     }
+}
+
+async fn chain(n_points: usize, runs: usize) -> anyhow::Result<()> {
+    let pool = gridmap_store::connect(2).await.context("connecting")?;
+    let index = gridmap_server::load_lookup_index(&pool)
+        .await
+        .context("loading the lookup index")?;
+    let (xs, ys) = random_points(&pool, n_points).await?;
+    let crs = gridmap_crs::LonLatCrs::Cgcs2000;
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        bytes = 0;
+        for (x, y) in xs.iter().zip(&ys) {
+            let answer = gridmap_server::lookup_answer(&index, *x, *y, crs);
+            bytes += serde_json::to_vec(&answer)
+                .context("encoding an answer")?
+                .len();
+        }
+        times.push(started.elapsed());
+    }
+    let elapsed = median(&mut times);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "chain: {} grids, {} grid units, {} buildings, {} stations; {n_points} random points, median of {runs} runs",
+        index.grids.len(),
+        index.grid_units.len(),
+        index.buildings.len(),
+        index.stations.len()
+    )?;
+    writeln!(
+        out,
+        "  full lookup + JSON (1 core)  {:>8.3} s  {:>10.0} lookups/s  {:>6.1} µs/lookup  {} bytes/answer",
+        elapsed.as_secs_f64(),
+        n_points as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / n_points as f64,
+        bytes / n_points.max(1)
+    )?;
+    Ok(())
+}
+
+/// `n_points` uniform random points over the extent of the grids.
+async fn random_points(
+    pool: &sqlx::PgPool,
+    n_points: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (west, south, east, north): (f64, f64, f64, f64) = sqlx::query_as(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+           FROM (SELECT ST_Extent(geom)::geometry e FROM grids) x",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the extent of the grids")?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let xs = (0..n_points).map(|_| rng.gen_range(west..east)).collect();
+    let ys = (0..n_points).map(|_| rng.gen_range(south..north)).collect();
+    Ok((xs, ys))
 }
 
 async fn lookup(n_points: usize, runs: usize) -> anyhow::Result<()> {

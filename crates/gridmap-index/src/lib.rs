@@ -1,4 +1,5 @@
-//! In-memory spatial index of grid polygons for exact point-in-grid lookups.
+//! In-memory spatial indexes for exact point-in-grid lookups and nearest
+//! neighbours (stations by geodesic distance, grids by distance to their edge).
 //!
 //! An R-tree (rstar) over each polygon's bounding box narrows a query to a few
 //! candidates; an exact, boundary-inclusive point-in-polygon test (geo's
@@ -14,6 +15,10 @@
 //!  ORDER BY code LIMIT 1;
 //! ```
 
+pub mod local_metres;
+pub mod point_index;
 pub mod polygon_index;
 
+pub use local_metres::LocalMetres;
+pub use point_index::{IndexedPoint, NearestPoint, PointIndex};
 pub use polygon_index::{Located, PolygonIndex};

@@ -1,5 +1,6 @@
 //! [`PolygonIndex`]: an R-tree of polygons keyed by code.
 
+use crate::LocalMetres;
 use geo::{BoundingRect, Coord, Intersects, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
@@ -87,6 +88,34 @@ impl<T> PolygonIndex<T> {
         hits.into_iter().map(|idx| &self.items[idx]).collect()
     }
 
+    /// The polygon whose boundary is nearest to `(x, y)`, with that distance
+    /// in metres of the local projection around the point ([`LocalMetres`]).
+    /// Meant for points outside every polygon; for a point inside one it
+    /// still measures to the nearest edge. Ties go to the smallest code.
+    #[must_use]
+    pub fn nearest(&self, x: f64, y: f64) -> Option<(&Located<T>, f64)> {
+        let local = LocalMetres::at(x, y);
+        // Envelopes come in order of their distance in degrees; scaled by the
+        // smaller metres-per-degree factor that distance bounds every polygon
+        // in the envelope from below, so the search stops once it passes the
+        // best exact distance.
+        let lower_bound_per_deg = local.min_metres_per_deg();
+        let mut best: Option<(usize, f64)> = None;
+        for (entry, envelope_2) in self.tree.nearest_neighbor_iter_with_distance_2(&[x, y]) {
+            if best.is_some_and(|(_, best_m)| envelope_2.sqrt() * lower_bound_per_deg > best_m) {
+                break;
+            }
+            let metres = local.distance_to_boundary(&self.items[entry.data].polygon);
+            let better = best.is_none_or(|(best_idx, best_m)| {
+                metres < best_m || (metres == best_m && entry.data < best_idx)
+            });
+            if better {
+                best = Some((entry.data, metres));
+            }
+        }
+        best.map(|(idx, metres)| (&self.items[idx], metres))
+    }
+
     /// All indexed items, in code order.
     pub fn iter(&self) -> impl Iterator<Item = &Located<T>> {
         self.items.iter()
@@ -154,6 +183,22 @@ mod tests {
         check(2.0, 2.0, Some("d"));
         check(2.000_001, 1.0, None);
         check(-0.5, 0.5, None);
+    }
+
+    #[test]
+    fn nearest_measures_to_the_closest_boundary() {
+        let index = index();
+        let (hit, metres) = index.nearest(2.5, 0.5).unwrap();
+        assert_eq!(hit.code, "b");
+        let expected = -LocalMetres::at(2.5, 0.5)
+            .project(Coord { x: 2.0, y: 0.5 })
+            .x;
+        assert!((metres - expected).abs() < 1.0, "{metres} vs {expected}");
+        // Beyond the shared corner (2, 1) squares b and d tie; b sorts first.
+        assert_eq!(index.nearest(2.5, 1.0).unwrap().0.code, "b");
+        assert!(PolygonIndex::<()>::new(Vec::new())
+            .nearest(0.0, 0.0)
+            .is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod local_cluster;
 pub mod queries;
+pub mod topology_queries;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;

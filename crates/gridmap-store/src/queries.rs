@@ -72,6 +72,116 @@ pub async fn load_grids(pool: &PgPool) -> Result<Vec<GridRecord>, StoreError> {
         .collect()
 }
 
+/// A grid unit (网格单元) as the lookup index holds it.
+#[derive(Debug, Clone)]
+pub struct GridUnitRecord {
+    pub code: String,
+    pub name: String,
+    pub geom: MultiPolygon<f64>,
+}
+
+/// Every grid unit, in code order.
+///
+/// # Errors
+/// On a database error or a geometry that does not decode as a multipolygon.
+pub async fn load_grid_units(pool: &PgPool) -> Result<Vec<GridUnitRecord>, StoreError> {
+    let rows: Vec<(String, String, Vec<u8>)> =
+        sqlx::query_as("SELECT code, name, ST_AsBinary(geom) FROM grid_units ORDER BY code")
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::query("loading grid units"))?;
+    rows.into_iter()
+        .map(|(code, name, wkb)| {
+            let geom = decode_multipolygon(&wkb, &code)?;
+            Ok(GridUnitRecord { code, name, geom })
+        })
+        .collect()
+}
+
+/// A building footprint with its standard address (标准地址), if it has one.
+#[derive(Debug, Clone)]
+pub struct BuildingRecord {
+    pub code: String,
+    pub name: String,
+    pub floors: Option<i32>,
+    /// The building's address with the smallest code, as `(code, address)`.
+    pub address: Option<(String, String)>,
+    pub geom: MultiPolygon<f64>,
+}
+
+/// Every building with its first address, in code order. Household counts
+/// are left out: they describe residents and have no place in a lookup.
+///
+/// # Errors
+/// On a database error or a geometry that does not decode as a multipolygon.
+pub async fn load_buildings(pool: &PgPool) -> Result<Vec<BuildingRecord>, StoreError> {
+    type Row = (
+        String,
+        String,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+        Vec<u8>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT b.code, b.name, b.floors, a.code, a.address, ST_AsBinary(b.geom)
+           FROM buildings b
+           LEFT JOIN LATERAL (
+                 SELECT code, address FROM addresses
+                  WHERE building_code = b.code ORDER BY code LIMIT 1) a ON true
+          ORDER BY b.code",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("loading buildings with their addresses"))?;
+    rows.into_iter()
+        .map(|(code, name, floors, address_code, address, wkb)| {
+            let geom = decode_multipolygon(&wkb, &code)?;
+            Ok(BuildingRecord {
+                code,
+                name,
+                floors,
+                address: address_code.zip(address),
+                geom,
+            })
+        })
+        .collect()
+}
+
+/// A service point on the map: party-mass centre, red station, grid station
+/// or rider rest stop. Opening hours and amenities stay in the tiles.
+#[derive(Debug, Clone)]
+pub struct StationRecord {
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// Every station, in code order.
+///
+/// # Errors
+/// On a database error.
+pub async fn load_stations(pool: &PgPool) -> Result<Vec<StationRecord>, StoreError> {
+    let rows: Vec<(String, String, String, f64, f64)> = sqlx::query_as(
+        "SELECT code, name, kind, ST_X(geom), ST_Y(geom) FROM stations ORDER BY code",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("loading stations"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(code, name, kind, lon, lat)| StationRecord {
+            code,
+            name,
+            kind,
+            lon,
+            lat,
+        })
+        .collect())
+}
+
 /// The bounding box of all districts as `[west, south, east, north]` in
 /// CGCS2000 degrees, or `None` while the database holds no district.
 ///

@@ -1,0 +1,195 @@
+//! The full lookup chain (grid unit, building, address, nearest stations,
+//! nearest grid) answered over HTTP agrees with PostGIS on the demo city.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt as _;
+
+const STATION_KINDS: [&str; 4] = [
+    "service_centre",
+    "red_station",
+    "grid_station",
+    "rider_rest_stop",
+];
+
+async fn lookup(state: &gridmap_server::AppState, lon: f64, lat: f64) -> Value {
+    let response = gridmap_server::app(state.clone(), None)
+        .oneshot(
+            Request::get(format!("/api/v1/lookup?lon={lon}&lat={lat}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn grid_extent(pool: &PgPool) -> (f64, f64, f64, f64) {
+    sqlx::query_as(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+           FROM (SELECT ST_Extent(geom)::geometry e FROM grids) x",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn building_address_and_grid_unit_match_postgis_covers() {
+    let pool = gridmap_e2e::demo_pool().await;
+    let state = gridmap_e2e::demo_state().await;
+    // Every 400th building, probed at a point PostGIS puts on its surface.
+    type Expected = (
+        f64,
+        f64,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Expected> = sqlx::query_as(
+        "WITH probe AS (
+              SELECT ST_PointOnSurface(geom) p FROM buildings
+               WHERE ('x' || right(md5(code), 6))::bit(24)::int % 400 = 0)
+         SELECT ST_X(p), ST_Y(p), b.code, b.floors, a.code, u.code
+           FROM probe
+           LEFT JOIN LATERAL (SELECT code, floors FROM buildings
+                               WHERE ST_Covers(geom, p) ORDER BY code LIMIT 1) b ON true
+           LEFT JOIN LATERAL (SELECT code FROM addresses
+                               WHERE building_code = b.code ORDER BY code LIMIT 1) a ON true
+           LEFT JOIN LATERAL (SELECT code FROM grid_units
+                               WHERE ST_Covers(geom, p) ORDER BY code LIMIT 1) u ON true",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(rows.len() >= 30, "only {} probe buildings", rows.len());
+    for (lon, lat, building, floors, address, unit) in rows {
+        let json = lookup(&state, lon, lat).await;
+        assert_eq!(
+            json["building"]["code"].as_str(),
+            building.as_deref(),
+            "{json}"
+        );
+        assert_eq!(json["building"]["floors"].as_i64(), floors.map(i64::from));
+        assert!(json["building"]["name"].is_string(), "{json}");
+        assert_eq!(
+            json["address"]["code"].as_str(),
+            address.as_deref(),
+            "{json}"
+        );
+        assert!(json["address"]["address"].is_string(), "{json}");
+        assert_eq!(
+            json["grid_unit"]["code"].as_str(),
+            unit.as_deref(),
+            "{json}"
+        );
+        // A building lies in its grid, so the point is in a grid.
+        assert!(json["grid"].is_object() && json["nearest_grid"].is_null());
+        let text = json.to_string();
+        assert!(
+            !text.contains("worker") && !text.contains("phone") && !text.contains("households"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nearest_station_of_each_kind_matches_postgis_knn() {
+    let pool = gridmap_e2e::demo_pool().await;
+    let state = gridmap_e2e::demo_state().await;
+    let (west, south, east, north) = grid_extent(&pool).await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12_345);
+    for _ in 0..50 {
+        let (lon, lat) = (rng.gen_range(west..east), rng.gen_range(south..north));
+        let json = lookup(&state, lon, lat).await;
+        let stations = json["nearest_stations"].as_array().unwrap();
+        assert_eq!(stations.len(), STATION_KINDS.len(), "{json}");
+        for (kind, station) in STATION_KINDS.iter().zip(stations) {
+            assert_eq!(station["kind"], *kind);
+            let ours = station["code"].as_str().unwrap();
+            let (best_code, best_m, ours_m): (String, f64, f64) = sqlx::query_as(
+                "WITH q AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4490)::geography g)
+                 SELECT s.code, ST_Distance(s.geom::geography, q.g),
+                        (SELECT ST_Distance(o.geom::geography, q.g) FROM stations o
+                          WHERE o.code = $4)
+                   FROM stations s, q WHERE s.kind = $3
+                  ORDER BY s.geom::geography <-> q.g LIMIT 1",
+            )
+            .bind(lon)
+            .bind(lat)
+            .bind(*kind)
+            .bind(ours)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            // PostGIS orders by distance on the sphere; ties within a metre
+            // may go either way.
+            assert!(
+                ours_m <= best_m + 1.0,
+                "({lon}, {lat}) {kind}: ours {ours} at {ours_m} m, PostGIS {best_code} at {best_m} m"
+            );
+            let reported = station["distance_m"].as_f64().unwrap();
+            assert!((reported - ours_m).abs() < 0.1, "{reported} vs {ours_m}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn nearest_grid_outside_every_grid_matches_postgis() {
+    let pool = gridmap_e2e::demo_pool().await;
+    let state = gridmap_e2e::demo_state().await;
+    // Points within 3 km outside the union of the grids.
+    let points: Vec<(f64, f64)> = sqlx::query_as(
+        "WITH city AS (SELECT ST_Union(geom) u FROM grids),
+              ring AS (SELECT ST_Difference(ST_SetSRID(ST_Buffer(u::geography, 3000)::geometry, 4490), u) r
+                         FROM city)
+         SELECT ST_X(p), ST_Y(p)
+           FROM ring, LATERAL (SELECT (ST_Dump(ST_GeneratePoints(r, 50, 20261124))).geom p) g",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(points.len(), 50);
+    for (lon, lat) in points {
+        let json = lookup(&state, lon, lat).await;
+        assert!(
+            json["grid"].is_null(),
+            "({lon}, {lat}) is in a grid: {json}"
+        );
+        let ours = json["nearest_grid"]["code"].as_str().unwrap();
+        let (best_code, best_m, ours_m): (String, f64, f64) = sqlx::query_as(
+            "WITH q AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4490)::geography g)
+             SELECT code, ST_Distance(geom::geography, q.g),
+                    (SELECT ST_Distance(o.geom::geography, q.g) FROM grids o WHERE o.code = $3)
+               FROM grids, q ORDER BY ST_Distance(geom::geography, q.g) LIMIT 1",
+        )
+        .bind(lon)
+        .bind(lat)
+        .bind(ours)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        // Neighbouring grids share edges and vertices, so ties are common.
+        assert!(
+            ours_m <= best_m + 1.0,
+            "({lon}, {lat}): ours {ours} at {ours_m} m, PostGIS {best_code} at {best_m} m"
+        );
+        let reported = json["nearest_grid"]["distance_m"].as_f64().unwrap();
+        assert!(
+            (reported - ours_m).abs() < 1.0 + 1e-3 * ours_m,
+            "({lon}, {lat}): reported {reported} m, PostGIS {ours_m} m"
+        );
+    }
+}

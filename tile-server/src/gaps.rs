@@ -1,0 +1,246 @@
+//! `GET /api/v1/gaps?street=CODE | community=CODE [&min_area_m2=…][&household_limit=…]`:
+//! where the grids of an area break seamless cover (无缝覆盖), as a GeoJSON
+//! FeatureCollection with one feature per finding.
+
+use crate::{ApiError, AppState};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use gridmap_store::topology_queries::{load_topology, AreaFilter, TopologyRecords};
+use gridmap_topology::{
+    analyse, Building, Community, Finding, Geometry, Grid, Parameters, Point, Polygon,
+    ServiceCentre, Tessellation,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Raw query parameters; parsed by hand so every mistake gets a clear message.
+#[derive(Debug, Deserialize)]
+pub struct GapsParams {
+    street: Option<String>,
+    community: Option<String>,
+    min_area_m2: Option<String>,
+    household_limit: Option<String>,
+}
+
+pub async fn gaps(
+    State(state): State<AppState>,
+    params: Result<Query<GapsParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
+    let filter = parse_filter(params.street.as_deref(), params.community.as_deref())?;
+    let parameters = parse_parameters(
+        params.min_area_m2.as_deref(),
+        params.household_limit.as_deref(),
+    )?;
+    let records = load_topology(&state.pool, &filter)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            let level = match filter {
+                AreaFilter::Street(_) => "street",
+                AreaFilter::Community(_) => "community",
+            };
+            ApiError::NotFound(format!("no {level} with code {}", filter.code()))
+        })?;
+    // Unions and overlays of a whole street take tens of milliseconds or more;
+    // they run on the blocking pool so they never stall the async workers.
+    let findings =
+        tokio::task::spawn_blocking(move || analyse(&tessellation(records), &parameters))
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(Json(feature_collection(&findings)))
+}
+
+/// Exactly one of `street` (9 digits) and `community` (12 digits).
+fn parse_filter(street: Option<&str>, community: Option<&str>) -> Result<AreaFilter, ApiError> {
+    match (street, community) {
+        (Some(street), None) => Ok(AreaFilter::Street(parse_code("street", street, 9)?)),
+        (None, Some(community)) => Ok(AreaFilter::Community(parse_code(
+            "community",
+            community,
+            12,
+        )?)),
+        (None, None) => Err(ApiError::BadRequest(
+            "give one of the query parameters street or community".to_owned(),
+        )),
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "give only one of the query parameters street and community".to_owned(),
+        )),
+    }
+}
+
+fn parse_code(name: &str, code: &str, digits: usize) -> Result<String, ApiError> {
+    let code = code.trim();
+    if code.len() == digits && code.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Ok(code.to_owned());
+    }
+    Err(ApiError::BadRequest(format!(
+        "{name} must be a code of {digits} digits, got {code:?}"
+    )))
+}
+
+fn parse_parameters(
+    min_area_m2: Option<&str>,
+    household_limit: Option<&str>,
+) -> Result<Parameters, ApiError> {
+    let mut parameters = Parameters::default();
+    if let Some(value) = min_area_m2 {
+        parameters.min_area_m2 = value.trim().parse().map_err(|_| {
+            ApiError::BadRequest(format!("min_area_m2 must be a number, got {value:?}"))
+        })?;
+    }
+    if let Some(value) = household_limit {
+        parameters.household_limit = value.trim().parse().map_err(|_| {
+            ApiError::BadRequest(format!("household_limit must be an integer, got {value:?}"))
+        })?;
+    }
+    parameters
+        .validated()
+        .map_err(|err| ApiError::BadRequest(err.to_string()))
+}
+
+/// The store's records as the model the checks read.
+fn tessellation(records: TopologyRecords) -> Tessellation {
+    Tessellation::new(
+        records
+            .communities
+            .into_iter()
+            .map(|community| Community {
+                code: community.code,
+                polygon: community.geom,
+            })
+            .collect(),
+        records
+            .grids
+            .into_iter()
+            .map(|grid| Grid {
+                code: grid.code,
+                community_code: grid.community_code,
+                polygon: grid.geom,
+                has_worker: grid.has_worker,
+                households: grid.households,
+            })
+            .collect(),
+        records
+            .buildings
+            .into_iter()
+            .map(|building| Building {
+                code: building.code,
+                grid_code: building.grid_code,
+                polygon: building.geom,
+            })
+            .collect(),
+        records
+            .service_centres
+            .into_iter()
+            .map(|centre| ServiceCentre {
+                code: centre.code,
+                community_code: centre.community_code,
+                area_m2: centre.area_m2,
+                community_households: centre.community_households,
+                location: Point::new(centre.lon, centre.lat),
+            })
+            .collect(),
+    )
+}
+
+fn feature_collection(findings: &[Finding]) -> Value {
+    let features: Vec<Value> = findings
+        .iter()
+        .map(|finding| {
+            json!({
+                "type": "Feature",
+                "geometry": geometry_json(&finding.geometry),
+                "properties": {
+                    "kind": finding.kind.as_str(),
+                    "codes": finding.codes,
+                    "area_m2": finding.area_m2,
+                    "point": [finding.point.x(), finding.point.y()],
+                },
+            })
+        })
+        .collect();
+    json!({ "type": "FeatureCollection", "features": features })
+}
+
+/// GeoJSON for the two shapes findings carry: points and multipolygons.
+/// Anything else has no place in a finding and is written as `null`.
+fn geometry_json(geometry: &Geometry) -> Value {
+    match geometry {
+        Geometry::Point(point) => json!({ "type": "Point", "coordinates": [point.x(), point.y()] }),
+        Geometry::MultiPolygon(multi) => json!({
+            "type": "MultiPolygon",
+            "coordinates": multi.0.iter().map(polygon_rings).collect::<Vec<_>>(),
+        }),
+        Geometry::Polygon(polygon) => json!({
+            "type": "Polygon",
+            "coordinates": polygon_rings(polygon),
+        }),
+        _ => Value::Null,
+    }
+}
+
+fn polygon_rings(polygon: &Polygon) -> Vec<Vec<[f64; 2]>> {
+    std::iter::once(polygon.exterior())
+        .chain(polygon.interiors())
+        .map(|ring| ring.0.iter().map(|coord| [coord.x, coord.y]).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(street: Option<&str>, community: Option<&str>, expected: Result<AreaFilter, &str>) {
+        let got = parse_filter(street, community).map_err(|err| err.to_string());
+        assert_eq!(
+            got,
+            expected.map_err(str::to_owned),
+            "{street:?} {community:?}"
+        );
+    }
+
+    #[test]
+    fn parses_and_rejects_filters() {
+        check(
+            Some("370681001"),
+            None,
+            Ok(AreaFilter::Street("370681001".to_owned())),
+        );
+        check(
+            None,
+            Some("370681001001"),
+            Ok(AreaFilter::Community("370681001001".to_owned())),
+        );
+        check(
+            None,
+            None,
+            Err("give one of the query parameters street or community"),
+        );
+        check(
+            Some("370681001"),
+            Some("370681001001"),
+            Err("give only one of the query parameters street and community"),
+        );
+        check(
+            Some("37068100x"),
+            None,
+            Err("street must be a code of 9 digits, got \"37068100x\""),
+        );
+        check(
+            None,
+            Some("370681001"),
+            Err("community must be a code of 12 digits, got \"370681001\""),
+        );
+    }
+
+    #[test]
+    fn rejects_meaningless_parameters() {
+        assert!(parse_parameters(Some("-1"), None).is_err());
+        assert!(parse_parameters(None, Some("many")).is_err());
+        let parameters = parse_parameters(Some("0.5"), Some("300")).unwrap();
+        assert_eq!(parameters.min_area_m2, 0.5);
+        assert_eq!(parameters.household_limit, 300);
+    }
+}
