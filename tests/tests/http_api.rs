@@ -113,6 +113,15 @@ async fn lookup_rejects_bad_coordinates_with_json_errors() {
 }
 
 #[tokio::test]
+async fn livez_answers_without_touching_anything() {
+    let (status, body) = get("/livez").await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"ok".as_slice())
+    );
+}
+
+#[tokio::test]
 async fn health_reports_the_indexed_grids() {
     let (status, json) = get_json("/health").await;
     assert_eq!(status, StatusCode::OK);

@@ -16,3 +16,9 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         "grids": state.grid_index.load().len(),
     })))
 }
+
+/// Liveness: the process serves HTTP. Touches neither the database nor the
+/// index, so it also measures the HTTP ceiling of the machine in benchmarks.
+pub async fn livez() -> &'static str {
+    "ok"
+}

@@ -6,7 +6,8 @@
 //!   JSON or GeoJSON in), streamed back in input order.
 //! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
 //! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
-//! - `GET /health`: readiness for probes.
+//! - `GET /health`: readiness for probes (answers once the database does).
+//! - `GET /livez`: liveness, touching nothing; also the HTTP ceiling in benchmarks.
 //! - `GET /`: the web map, served from static files.
 //!
 //! The server keeps no state of its own beyond caches rebuilt from PostGIS, so
@@ -73,6 +74,7 @@ impl AppState {
 pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
     let router = Router::new()
         .route("/health", get(health::health))
+        .route("/livez", get(health::livez))
         .route("/api/v1/lookup", get(lookup::lookup))
         .route("/api/v1/lookup/batch", post(batch::batch))
         .route("/api/v1/gaps", get(gaps::gaps))

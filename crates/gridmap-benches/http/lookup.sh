@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# HTTP single-lookup benchmark: gridmap-server's /api/v1/lookup against the same
+# server's trivial /livez (the HTTP ceiling of the machine) and against PostGIS
+# answering the same point-in-grid question through pgbench (no HTTP at all).
+# Loopback only, 64 connections, medians of RUNS runs of SECONDS each.
+#
+#   DATABASE_URL=<imported demo city> crates/gridmap-benches/http/lookup.sh
+#
+# Needs wrk and pgbench (Debian packages wrk, postgresql-client) and a release
+# build (cargo build --release -p gridmap-server).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+: "${DATABASE_URL:?set DATABASE_URL to a database holding the demo city}"
+runs=${RUNS:-3}
+seconds=${SECONDS_PER_RUN:-10}
+connections=${CONNECTIONS:-64}
+port=${PORT:-18765}
+
+bbox=$(psql "$DATABASE_URL" -XAtc "SELECT concat_ws(',', ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e))
+                                     FROM (SELECT ST_Extent(geom)::geometry e FROM grids) x")
+export GRIDMAP_BBOX=$bbox
+
+RUST_LOG=warn target/release/gridmap-server --bind "127.0.0.1:$port" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+wrk_rate() { # url [script] -> requests/s, p99 latency (ms) per run
+  for _ in $(seq 1 "$runs"); do
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency ${2:+-s "$2"} "$1" |
+      awk '/Requests\/sec/ { rate = $2 } /^ +99%/ { p = $2; if (p ~ /us$/) { sub(/us/, "", p); p /= 1000 } else if (p ~ /ms$/) { sub(/ms/, "", p) } else if (p ~ /s$/) { sub(/s/, "", p); p *= 1000 } } END { print rate, p }'
+  done
+}
+
+livez=$(wrk_rate "http://127.0.0.1:$port/livez")
+lookup=$(wrk_rate "http://127.0.0.1:$port" crates/gridmap-benches/http/lookup.lua)
+
+IFS=, read -r west south east north <<<"$bbox"
+pgbench_script=$(mktemp)
+cat >"$pgbench_script" <<SQL
+\set ix random(0, 1000000)
+\set iy random(0, 1000000)
+SELECT code FROM grids
+ WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint($west + :ix * ($east - $west) / 1000000.0,
+                                                  $south + :iy * ($north - $south) / 1000000.0), 4490))
+ ORDER BY code LIMIT 1;
+SQL
+pg=$(for _ in $(seq 1 "$runs"); do
+  pgbench -n -M prepared -c "$connections" -j 2 -T "$seconds" -f "$pgbench_script" "$DATABASE_URL" 2>/dev/null |
+    awk '/^tps/ { print $3 }'
+done)
+rm -f "$pgbench_script"
+
+livez_rate=$(echo "$livez" | awk '{ print $1 }' | median)
+lookup_rate=$(echo "$lookup" | awk '{ print $1 }' | median)
+lookup_p99=$(echo "$lookup" | awk '{ print $2 }' | median)
+pg_rate=$(echo "$pg" | median)
+echo "HTTP lookups, $connections connections, median of $runs runs of ${seconds}s:"
+printf '  /livez (HTTP ceiling)      %10.0f req/s\n' "$livez_rate"
+printf '  /api/v1/lookup             %10.0f req/s   p99 %.2f ms\n' "$lookup_rate" "$lookup_p99"
+printf '  PostGIS via pgbench        %10.0f q/s\n' "$pg_rate"
+awk -v l="$lookup_rate" -v c="$livez_rate" -v p="$pg_rate" \
+  'BEGIN { printf "  lookup / ceiling %.0f%%, lookup / PostGIS %.1fx\n", 100 * l / c, l / p }'
