@@ -12,7 +12,7 @@ use sqlx::{PgConnection, Row as _};
 use crate::check::{CheckedLayer, Row, Value};
 use crate::fields::{GeometryKind, LayerSpec, ValueKind};
 use crate::problem::{ImportError, Problems};
-use crate::Entity;
+use crate::{Entity, ImportMode, Problem};
 
 /// Rows per INSERT statement: large enough that round trips do not matter,
 /// small enough to keep each message to a few megabytes.
@@ -49,24 +49,99 @@ pub(crate) async fn lock_tables(
 pub(crate) async fn check_against_database(
     connection: &mut PgConnection,
     layers: &[CheckedLayer],
+    mode: ImportMode,
     problems: &mut Problems,
 ) -> Result<(), ImportError> {
     let imported = imported_codes(layers);
     for layer in layers {
-        check_existing(connection, layer, problems).await?;
+        // Upsert and replace update stored codes, so only insert refuses them.
+        if mode == ImportMode::Insert {
+            check_existing(connection, layer, problems).await?;
+        }
         check_references(connection, layer, &imported, problems).await?;
         check_geometry(connection, layer, problems).await?;
     }
     Ok(())
 }
 
-/// Inserts the rows of `layer` in batches and returns how many were inserted.
+/// For `--mode replace`: deletes the stored rows of `entity` whose codes
+/// `layers` do not contain (every row, for roads). Returns the rows deleted,
+/// or the problem when other tables still reference some of them; the
+/// transaction is then unusable and must be rolled back.
+pub(crate) async fn delete_missing(
+    connection: &mut PgConnection,
+    entity: Entity,
+    layers: &[CheckedLayer],
+) -> Result<Result<u64, Problem>, ImportError> {
+    let table = entity.table();
+    let spec = LayerSpec::of(entity);
+    // An empty list of kept codes deletes every row, which is also what a
+    // replace of roads (no code) needs.
+    let kept: Vec<String> = match spec.key.and_then(|key| spec.field_index(key)) {
+        None => Vec::new(),
+        Some(key) => layers
+            .iter()
+            .filter(|layer| layer.spec.entity == entity)
+            .flat_map(|layer| &layer.rows)
+            .filter_map(|row| row.values[key].as_text().map(str::to_owned))
+            .collect(),
+    };
+    let condition = if spec.key.is_some() {
+        "WHERE code <> ALL($1::text[])"
+    } else {
+        "WHERE cardinality($1::text[]) = 0"
+    };
+    // DELETE rather than TRUNCATE: TRUNCATE would block the tile server's
+    // reads of the table until the import commits.
+    let sql = format!(
+        "WITH gone AS (DELETE FROM {table} {condition} RETURNING 1) SELECT count(*) FROM gone"
+    );
+    let query = sqlx::query_scalar::<_, i64>(&sql).bind(kept);
+    match query.fetch_one(connection).await {
+        Ok(count) => Ok(Ok(u64::try_from(count).unwrap_or_default())),
+        Err(err)
+            if err.as_database_error().and_then(|db| db.code()).as_deref() == Some("23503") =>
+        {
+            let detail = err
+                .as_database_error()
+                .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+                .and_then(|db| db.detail().map(str::to_owned))
+                .unwrap_or_default();
+            let file = layers
+                .iter()
+                .find(|layer| layer.spec.entity == entity)
+                .map_or(table, |layer| layer.file_name.as_str());
+            Ok(Err(Problem::layer(
+                file,
+                None,
+                format!(
+                    "--mode replace would delete rows of {table} that the import does not contain, \
+                     but other tables still reference them ({detail}); import the referencing \
+                     layer with --mode replace too, or use --mode upsert"
+                ),
+            )))
+        }
+        Err(err) => Err(ImportError::database(format!(
+            "deleting replaced rows of {table}"
+        ))(err)),
+    }
+}
+
+/// Writes the rows of `layer` in batches and returns how many rows changed:
+/// inserted, or (in upsert and replace modes) updated because a value differed.
 pub(crate) async fn insert_layer(
     connection: &mut PgConnection,
     spec: &LayerSpec,
     rows: Vec<Row>,
+    mode: ImportMode,
+    progress: &crate::ImportOptions,
 ) -> Result<u64, ImportError> {
-    let sql = insert_sql(spec);
+    // Rows without a code (roads) cannot be matched; replace emptied their
+    // table already, so they are plain inserts.
+    let sql = match mode {
+        ImportMode::Upsert | ImportMode::Replace if spec.key.is_some() => upsert_sql(spec),
+        _ => insert_sql(spec),
+    };
     let mut inserted = 0;
     let mut rows = rows.into_iter();
     loop {
@@ -128,6 +203,7 @@ pub(crate) async fn insert_layer(
                 spec.entity.table()
             )))?;
         inserted += result.rows_affected();
+        progress.advance(batch.len() as u64);
     }
     Ok(inserted)
 }
@@ -150,7 +226,7 @@ fn imported_codes(layers: &[CheckedLayer]) -> HashMap<Entity, HashSet<&str>> {
 }
 
 /// Which of `codes` exist in `entity`'s table.
-async fn stored_codes(
+pub(crate) async fn stored_codes(
     connection: &mut PgConnection,
     entity: Entity,
     codes: Vec<String>,
@@ -347,9 +423,58 @@ fn insert_sql(spec: &LayerSpec) -> String {
     )
 }
 
+/// The insert statement plus, for codes already stored, an update of the
+/// columns that differ. The `WHERE … IS DISTINCT FROM` leaves identical rows
+/// untouched, so a re-run writes nothing, fires no change notification for
+/// them, and reports 0 rows. Only for layers with a code.
+fn upsert_sql(spec: &LayerSpec) -> String {
+    let table = spec.entity.table();
+    let key = spec.key.unwrap_or("code");
+    let columns: Vec<&str> = spec
+        .fields
+        .iter()
+        .map(|field| field.column)
+        .filter(|column| *column != key)
+        .chain(std::iter::once("geom"))
+        .collect();
+    let set: Vec<String> = columns
+        .iter()
+        .map(|column| format!("{column} = EXCLUDED.{column}"))
+        .collect();
+    let stored: Vec<String> = columns
+        .iter()
+        .map(|column| format!("{table}.{column}"))
+        .collect();
+    let excluded: Vec<String> = columns
+        .iter()
+        .map(|column| format!("EXCLUDED.{column}"))
+        .collect();
+    format!(
+        "{insert} ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({stored}) IS DISTINCT FROM ({excluded})",
+        insert = insert_sql(spec),
+        set = set.join(", "),
+        stored = stored.join(", "),
+        excluded = excluded.join(", "),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upsert_sql_updates_only_rows_that_differ() {
+        let sql = upsert_sql(LayerSpec::of(Entity::Grids));
+        assert!(
+            sql.contains(" ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "),
+            "{sql}"
+        );
+        assert!(!sql.contains("code = EXCLUDED.code"), "{sql}");
+        assert!(
+            sql.ends_with("IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.community_code, EXCLUDED.kind, EXCLUDED.status, EXCLUDED.worker_name, EXCLUDED.worker_phone, EXCLUDED.geom)"),
+            "{sql}"
+        );
+    }
 
     #[test]
     fn insert_sql_unnests_every_column() {

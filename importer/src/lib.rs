@@ -24,17 +24,24 @@
 //!    code formats and nesting, required values, vocabularies, duplicates in
 //!    the import and in the database, parents that exist nowhere, geometry
 //!    validity by PostGIS. All problems are collected; if there is any, the
-//!    import is [`ImportError::Rejected`] and nothing is written.
-//! 3. All layers are inserted in dependency order, in one transaction, with
-//!    batched `INSERT … SELECT … FROM UNNEST(…)` statements.
+//!    import is [`ImportError::Rejected`] and nothing is written, unless
+//!    [`ImportOptions::skip_invalid`] drops the rejected features and their
+//!    dependants instead (`skip.rs`). `--rejects` writes them out (`rejects.rs`).
+//! 3. In replace mode, stored rows the import does not contain are deleted,
+//!    children first. Then all layers are written in dependency order, in one
+//!    transaction, with batched `INSERT … SELECT … FROM UNNEST(…)` statements
+//!    (`ON CONFLICT (code) DO UPDATE` in upsert and replace modes).
 
 mod check;
 mod db;
 mod entity;
 pub mod fields;
+mod options;
 mod problem;
 mod read;
+mod rejects;
 mod report;
+mod skip;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,6 +49,8 @@ use std::time::Instant;
 use sqlx::PgPool;
 
 pub use entity::{Entity, UnknownEntity};
+pub use gridmap_crs::LonLatCrs;
+pub use options::{ImportMode, ImportOptions, Progress, SourceCrs, UnknownMode, UnknownSourceCrs};
 pub use problem::{ImportError, Problem, MAX_PROBLEMS};
 pub use report::{FieldUse, ImportReport, LayerReport};
 
@@ -85,37 +94,41 @@ impl Source {
     }
 }
 
-/// How to import.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportOptions {
-    /// Run every check and every insert, then roll back: the report shows what
-    /// would be loaded and nothing is written.
-    pub dry_run: bool,
-}
-
 /// Imports `sources` in one transaction, parents before children whatever
 /// their order in `sources`.
 ///
 /// # Errors
 /// [`ImportError::Rejected`] with every problem found when the input breaks
-/// the contract; the other variants for IO and database failures. In every
-/// error case the database is left unchanged.
+/// the contract (with `skip_invalid`: only for problems of a whole layer, or a
+/// replace that would delete referenced rows); [`ImportError::ModeNotSupported`]
+/// for an upsert of roads; the other variants for IO and database failures. In
+/// every error case the database is left unchanged.
 pub async fn import(
     pool: &PgPool,
     sources: &[Source],
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
+    if options.mode == ImportMode::Upsert {
+        if let Some(source) = sources.iter().find(|source| source.entity == Entity::Roads) {
+            return Err(ImportError::ModeNotSupported {
+                mode: options.mode,
+                entity: source.entity,
+            });
+        }
+    }
     let mut ordered: Vec<Source> = sources.to_vec();
     // A stable sort keeps the caller's order among files of one entity.
     ordered.sort_by_key(|source| source.entity);
 
-    let raw_layers = read_all(&ordered).await?;
+    options.stage("reading", None);
+    let raw_layers = read_all(&ordered, options).await?;
     let read_time = started.elapsed();
 
     let checks_started = Instant::now();
+    options.stage("checking", None);
     let mut problems = problem::Problems::default();
-    let layers: Vec<check::CheckedLayer> = raw_layers
+    let mut layers: Vec<check::CheckedLayer> = raw_layers
         .into_iter()
         .enumerate()
         .map(|(order, raw)| check::check_values(order, raw, &mut problems))
@@ -127,9 +140,31 @@ pub async fn import(
         .await
         .map_err(ImportError::database("starting the import transaction"))?;
     db::lock_tables(&mut transaction, &layers).await?;
-    db::check_against_database(&mut transaction, &layers, &mut problems).await?;
+    db::check_against_database(&mut transaction, &layers, options.mode, &mut problems).await?;
+    let mut skipped = 0;
+    if options.skip_invalid && !problems.has_layer_problems() && !problems.is_empty() {
+        skipped = skip::drop_rejected(&mut transaction, &mut layers, &mut problems).await?;
+    }
+    let all_problems = problems.sorted();
+    if let Some(path) = &options.rejects {
+        let path = path.clone();
+        let sources = ordered.clone();
+        let list = all_problems.clone();
+        let encoding = options.encoding.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            rejects::write(&path, &sources, &list, encoding.as_deref())
+        })
+        .await
+        .map_err(|source| ImportError::Reader {
+            path: options.rejects.clone().unwrap_or_default(),
+            source,
+        })??;
+        tracing::info!(features = written, "rejects file written");
+    }
     let check_time = checks_started.elapsed();
-    if let Err(rejected) = problems.into_result() {
+    if skipped > 0 {
+        tracing::warn!(features = skipped, "features skipped");
+    } else if let Err(rejected) = problems.into_result() {
         transaction
             .rollback()
             .await
@@ -139,6 +174,27 @@ pub async fn import(
     }
 
     let write_started = Instant::now();
+    let deleted = if options.mode == ImportMode::Replace {
+        match delete_replaced(&mut transaction, &layers).await? {
+            Ok(deleted) => deleted,
+            Err(problem) => {
+                transaction
+                    .rollback()
+                    .await
+                    .map_err(ImportError::database("rolling back the refused replace"))?;
+                return Err(ImportError::Rejected {
+                    problems: vec![problem],
+                    omitted: 0,
+                });
+            }
+        }
+    } else {
+        0
+    };
+    options.stage(
+        "writing",
+        Some(layers.iter().map(|layer| layer.rows.len() as u64).sum()),
+    );
     let mut reports = Vec::with_capacity(layers.len());
     for layer in layers {
         let mut report = LayerReport {
@@ -151,7 +207,14 @@ pub async fn import(
             fields: layer.fields,
         };
         let layer_started = Instant::now();
-        report.rows = db::insert_layer(&mut transaction, layer.spec, layer.rows).await?;
+        report.rows = db::insert_layer(
+            &mut transaction,
+            layer.spec,
+            layer.rows,
+            options.mode,
+            options,
+        )
+        .await?;
         tracing::info!(
             table = layer.spec.entity.table(),
             rows = report.rows,
@@ -174,6 +237,15 @@ pub async fn import(
     let report = ImportReport {
         layers: reports,
         dry_run: options.dry_run,
+        mode: options.mode,
+        deleted,
+        skipped,
+        skipped_problems: all_problems
+            .into_iter()
+            .filter(|_| skipped > 0)
+            .take(MAX_PROBLEMS)
+            .map(|(_, problem)| problem)
+            .collect(),
         read_time,
         check_time,
         write_time: write_started.elapsed(),
@@ -188,13 +260,44 @@ pub async fn import(
     Ok(report)
 }
 
+/// For `--mode replace`: deletes the stored rows each imported entity no
+/// longer contains, children before parents so that replacing a parent and
+/// its children together works. Returns the rows deleted, or the problem that
+/// refused the replace.
+async fn delete_replaced(
+    connection: &mut sqlx::PgConnection,
+    layers: &[check::CheckedLayer],
+) -> Result<Result<u64, Problem>, ImportError> {
+    let mut entities: Vec<Entity> = layers.iter().map(|layer| layer.spec.entity).collect();
+    entities.dedup();
+    let mut deleted = 0;
+    for entity in entities.into_iter().rev() {
+        match db::delete_missing(&mut *connection, entity, layers).await? {
+            Ok(count) => {
+                tracing::info!(
+                    table = entity.table(),
+                    rows = count,
+                    "deleted rows not in the import"
+                );
+                deleted += count;
+            }
+            Err(problem) => return Ok(Err(problem)),
+        }
+    }
+    Ok(Ok(deleted))
+}
+
 /// Reads every source on the blocking pool, one task per file.
-async fn read_all(sources: &[Source]) -> Result<Vec<read::RawLayer>, ImportError> {
+async fn read_all(
+    sources: &[Source],
+    options: &ImportOptions,
+) -> Result<Vec<read::RawLayer>, ImportError> {
     let tasks: Vec<_> = sources
         .iter()
         .map(|source| {
             let source = source.clone();
-            tokio::task::spawn_blocking(move || read::read_source(&source))
+            let options = options.clone();
+            tokio::task::spawn_blocking(move || read::read_source(&source, &options))
         })
         .collect();
     let mut layers = Vec::with_capacity(tasks.len());

@@ -1,13 +1,18 @@
-//! `gridmap-import [--as ENTITY] [--dry-run] FILE...`: loads city data into the
-//! gridmap database in one transaction. See README.md for the field aliases.
+//! `gridmap-import [--as ENTITY] [--crs CRS] [--mode MODE] [--skip-invalid]
+//! [--rejects FILE] [--encoding ENC] [--dry-run] FILE...`: loads city data into
+//! the gridmap database in one transaction. See README.md for the field aliases.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use gridmap_import::{import, Entity, ImportError, ImportOptions, ImportReport, Source};
+use gridmap_import::{
+    import, Entity, ImportError, ImportMode, ImportOptions, ImportReport, Progress, Source,
+    SourceCrs,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Everything was loaded (or, with --dry-run, checked).
@@ -35,6 +40,25 @@ struct Cli {
     /// districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads
     #[arg(long = "as", value_name = "ENTITY")]
     entity: Option<Entity>,
+    /// Source CRS of every FILE, overriding what the files declare: EPSG:<code>
+    /// (any CRS GDAL knows, e.g. EPSG:4528 or EPSG:3857), gcj02 or bd09
+    #[arg(long, value_name = "CRS")]
+    crs: Option<SourceCrs>,
+    /// insert: only new codes; upsert: insert or update by code (a re-run changes
+    /// nothing); replace: also delete the rows the import does not contain
+    #[arg(long, value_name = "MODE", default_value_t = ImportMode::Insert)]
+    mode: ImportMode,
+    /// Load the valid features and report the rest (and their dependants) instead
+    /// of rejecting the whole import
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Write the rejected features to FILE as GeoJSON, with _layer, _feature,
+    /// _field and _reason
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+    /// Attribute encoding of shapefiles without a .cpg, e.g. CP936 or GB18030
+    #[arg(long, value_name = "ENC")]
+    encoding: Option<String>,
     /// Run every check and insert, then roll back: nothing is written
     #[arg(long)]
     dry_run: bool,
@@ -69,8 +93,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // An EPSG code GDAL does not know is a usage error, found before any
+    // file is read or the database is touched.
+    if let Some(SourceCrs::Epsg(code)) = cli.crs {
+        if let Err(err) = gdal::spatial_ref::SpatialRef::from_epsg(code) {
+            eprintln!("gridmap-import: --crs EPSG:{code}: GDAL does not know this CRS ({err})");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     match run(&cli, &sources).await {
         Ok(report) => {
+            for problem in &report.skipped_problems {
+                eprintln!("{problem}");
+            }
             print_report(&report, cli.json);
             ExitCode::from(EXIT_LOADED)
         }
@@ -85,6 +120,10 @@ async fn main() -> ExitCode {
                 eprintln!("gridmap-import: {err}; nothing was written");
                 ExitCode::from(EXIT_REJECTED)
             }
+            Some(ImportError::ModeNotSupported { .. }) => {
+                eprintln!("gridmap-import: {err}");
+                ExitCode::from(EXIT_USAGE)
+            }
             _ => {
                 eprintln!("gridmap-import: error: {err:#}");
                 ExitCode::from(EXIT_FAILED)
@@ -97,12 +136,60 @@ async fn run(cli: &Cli, sources: &[Source]) -> anyhow::Result<ImportReport> {
     let pool = gridmap_store::connect(2)
         .await
         .context("connecting to the database")?;
+    let bar = std::io::stderr().is_terminal().then(Bar::new);
     let options = ImportOptions {
         dry_run: cli.dry_run,
+        crs: cli.crs,
+        mode: cli.mode,
+        skip_invalid: cli.skip_invalid,
+        rejects: cli.rejects.clone(),
+        encoding: cli.encoding.clone(),
+        progress: bar
+            .clone()
+            .map(|bar| -> Arc<dyn Progress> { Arc::new(bar) }),
     };
-    let report = import(&pool, sources, &options).await?;
+    let result = import(&pool, sources, &options).await;
+    if let Some(bar) = bar {
+        bar.0.finish_and_clear();
+    }
+    let report = result?;
     pool.close().await;
     Ok(report)
+}
+
+/// A progress bar on a terminal; elsewhere the per-layer log lines suffice.
+#[derive(Clone)]
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        Self(indicatif::ProgressBar::new_spinner())
+    }
+}
+
+impl Progress for Bar {
+    fn stage(&self, name: &'static str, total: Option<u64>) {
+        let template = if total.is_some() {
+            "{msg:>9} [{bar:40}] {human_pos}/{human_len} features, {per_sec}, {eta} left"
+        } else {
+            "{msg:>9} {spinner} {human_pos} features, {per_sec}"
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            self.0.set_style(style.progress_chars("=> "));
+        }
+        self.0.set_message(name);
+        self.0.set_length(total.unwrap_or(0));
+        if total.is_none() {
+            self.0.unset_length();
+        }
+        self.0.reset();
+        self.0
+            .enable_steady_tick(std::time::Duration::from_millis(200));
+    }
+
+    fn advance(&self, count: u64) {
+        self.0.inc(count);
+    }
 }
 
 /// Pairs each file with its entity, from --as or from the file stem.
@@ -160,13 +247,30 @@ fn print_report(report: &ImportReport, json: bool) {
         tracing::info!(file = %layer.layer, "fields: {}", fields.join(", "));
     }
     let seconds = report.elapsed.as_secs_f64();
+    if report.skipped > 0 {
+        println!(
+            "Skipped {} invalid feature(s) and their dependants (reasons on stderr)",
+            thousands(report.skipped)
+        );
+    }
+    if report.deleted > 0 {
+        println!(
+            "Deleted {} row(s) that the import does not contain (--mode replace)",
+            thousands(report.deleted)
+        );
+    }
     let verb = if report.dry_run {
         "Checked (dry run, nothing written)"
     } else {
         "Loaded"
     };
+    let rows = if report.mode == ImportMode::Insert {
+        "rows"
+    } else {
+        "rows inserted or changed"
+    };
     println!(
-        "{verb} {} file(s) in {seconds:.2} s: {} features, {} rows, {} features/s",
+        "{verb} {} file(s) in {seconds:.2} s: {} features, {} {rows}, {} features/s",
         report.layers.len(),
         thousands(report.features()),
         thousands(report.rows()),
@@ -231,5 +335,34 @@ mod tests {
         let cli = Cli::try_parse_from(["gridmap-import", "survey.gpkg"]).unwrap();
         assert!(sources(&cli).unwrap_err().contains("--as ENTITY"));
         assert!(Cli::try_parse_from(["gridmap-import", "--as", "parcels", "x.shp"]).is_err());
+    }
+
+    #[test]
+    fn options_parse() {
+        let cli = Cli::try_parse_from([
+            "gridmap-import",
+            "--crs",
+            "gcj02",
+            "--mode",
+            "replace",
+            "--skip-invalid",
+            "--rejects",
+            "bad.geojson",
+            "--encoding",
+            "CP936",
+            "grids.shp",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.crs,
+            Some(SourceCrs::Offset(gridmap_import::LonLatCrs::Gcj02))
+        );
+        assert_eq!(cli.mode, ImportMode::Replace);
+        assert!(cli.skip_invalid);
+        assert_eq!(cli.encoding.as_deref(), Some("CP936"));
+        let cli = Cli::try_parse_from(["gridmap-import", "grids.shp"]).unwrap();
+        assert_eq!(cli.mode, ImportMode::Insert);
+        assert!(Cli::try_parse_from(["gridmap-import", "--mode", "merge", "x.shp"]).is_err());
+        assert!(Cli::try_parse_from(["gridmap-import", "--crs", "mars", "x.shp"]).is_err());
     }
 }

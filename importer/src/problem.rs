@@ -90,6 +90,19 @@ pub enum ImportError {
         #[source]
         source: sqlx::Error,
     },
+    /// The mode cannot apply to a layer kind (upsert of roads, which have no code).
+    #[error("--mode {mode} needs a code to match rows by, and {entity} have none; use --mode insert or --mode replace")]
+    ModeNotSupported {
+        mode: crate::ImportMode,
+        entity: crate::Entity,
+    },
+    /// The rejects file could not be written.
+    #[error("writing the rejects file {}", path.display())]
+    Rejects {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A file reader stopped unexpectedly.
     #[error("reading {}: the reader task failed", path.display())]
     Reader {
@@ -136,14 +149,38 @@ impl Problems {
         self.list.push((layer_order, problem));
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether a problem concerns a whole layer rather than one feature.
+    pub(crate) fn has_layer_problems(&self) -> bool {
+        self.list.iter().any(|(_, problem)| problem.feature == 0)
+    }
+
+    /// The features with at least one problem, as (layer order, feature number).
+    pub(crate) fn rejected_features(&self) -> std::collections::HashSet<(usize, u64)> {
+        self.list
+            .iter()
+            .filter(|(_, problem)| problem.feature > 0)
+            .map(|(order, problem)| (*order, problem.feature))
+            .collect()
+    }
+
+    /// Every problem, uncapped, in layer and feature order.
+    pub(crate) fn sorted(&self) -> Vec<(usize, Problem)> {
+        let mut list = self.list.clone();
+        // A stable sort keeps the order in which checks ran within one feature.
+        list.sort_by_key(|(order, problem)| (*order, problem.feature));
+        list
+    }
+
     /// `Ok(())` when no problem was found, else the sorted, capped rejection.
     pub(crate) fn into_result(self) -> Result<(), ImportError> {
         if self.list.is_empty() {
             return Ok(());
         }
-        let mut list = self.list;
-        // A stable sort keeps the order in which checks ran within one feature.
-        list.sort_by_key(|(order, problem)| (*order, problem.feature));
+        let list = self.sorted();
         let omitted = list.len().saturating_sub(MAX_PROBLEMS);
         let problems = list
             .into_iter()

@@ -10,12 +10,16 @@ use gdal::vector::{
     geometry_type_flatten, Geometry, Layer, LayerAccess, OGRwkbGeometryType as Wkb,
 };
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use gridmap_crs::LonLatCrs;
 use gridmap_model::STORAGE_SRID;
 
 use crate::fields::{GeometryKind, LayerSpec};
 use crate::problem::{ImportError, Problem};
 use crate::report::FieldUse;
-use crate::Source;
+use crate::{ImportOptions, Source, SourceCrs};
+
+/// Features read between two progress reports.
+const PROGRESS_EVERY: u64 = 4_096;
 
 /// China's rough extent: coordinates outside it are a CRS or axis-order mistake.
 const CHINA_LON: std::ops::RangeInclusive<f64> = 73.0..=136.0;
@@ -53,7 +57,10 @@ pub(crate) struct RawFeature {
 /// [`ImportError::Io`] when the file does not exist, [`ImportError::Gdal`] when
 /// GDAL fails after opening it. A file GDAL cannot open at all is not an error
 /// here but a layer problem, so it is reported with every other problem.
-pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
+pub(crate) fn read_source(
+    source: &Source,
+    options: &ImportOptions,
+) -> Result<RawLayer, ImportError> {
     let started = Instant::now();
     let spec = LayerSpec::of(source.entity);
     let file_name = source.file_name();
@@ -82,11 +89,7 @@ pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
             source: err,
         })?;
     }
-    let options = DatasetOptions {
-        open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
-        ..DatasetOptions::default()
-    };
-    let dataset = match Dataset::open_ex(&source.path, options) {
+    let dataset = match open(source, options.encoding.as_deref()) {
         Ok(dataset) => dataset,
         Err(err) => {
             raw.problems.push(Problem::layer(
@@ -104,7 +107,7 @@ pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
             return Ok(raw);
         }
     };
-    let transform = match plan_crs(layer.spatial_ref()) {
+    let (transform, offset) = match plan_crs(layer.spatial_ref(), options.crs) {
         Ok(plan) => {
             if !plan.declared {
                 tracing::warn!(
@@ -113,8 +116,8 @@ pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
                 );
             }
             raw.crs = plan.description;
-            raw.transformed = plan.transform.is_some();
-            plan.transform
+            raw.transformed = plan.transform.is_some() || plan.offset.is_some();
+            (plan.transform, plan.offset)
         }
         Err(reason) => {
             raw.problems.push(Problem::layer(&file_name, None, reason));
@@ -143,7 +146,7 @@ pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
         // `geometry_by_index` rather than `geometry`: only the former reports a
         // feature without geometry instead of handing out a null geometry.
         let geometry = feature.geometry_by_index(0).ok();
-        let wkb = match prepare_geometry(geometry, spec.geometry, transform.as_ref()) {
+        let wkb = match prepare_geometry(geometry, spec.geometry, transform.as_ref(), offset) {
             Ok(wkb) => Some(wkb),
             Err(reason) => {
                 raw.problems
@@ -156,7 +159,11 @@ pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
             values,
             wkb,
         });
+        if number.is_multiple_of(PROGRESS_EVERY) {
+            options.advance(PROGRESS_EVERY);
+        }
     }
+    options.advance(raw.features.len() as u64 % PROGRESS_EVERY);
     raw.elapsed = started.elapsed();
     tracing::info!(
         file = %file_name,
@@ -167,6 +174,89 @@ pub(crate) fn read_source(source: &Source) -> Result<RawLayer, ImportError> {
         "read"
     );
     Ok(raw)
+}
+
+/// Opens `source` read-only as a vector dataset. `encoding` becomes the
+/// shapefile driver's `ENCODING` open option (the per-dataset form of the
+/// `SHAPE_ENCODING` setting), which only matters for a `.dbf` without `.cpg`;
+/// other drivers ignore it with a warning.
+fn open(source: &Source, encoding: Option<&str>) -> Result<Dataset, gdal::errors::GdalError> {
+    let encoding_option = encoding.map(|encoding| format!("ENCODING={encoding}"));
+    let open_options: Vec<&str> = encoding_option.iter().map(String::as_str).collect();
+    let options = DatasetOptions {
+        open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
+        open_options: (!open_options.is_empty()).then_some(open_options.as_slice()),
+        ..DatasetOptions::default()
+    };
+    Dataset::open_ex(&source.path, options)
+}
+
+/// One feature as found in its file, for the rejects file: every attribute
+/// as JSON and the geometry as GeoJSON, untransformed.
+pub(crate) struct OriginalFeature {
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    pub geometry: serde_json::Value,
+}
+
+/// Reads the features numbered `numbers` (1-based, as in problems) of
+/// `source` again, exactly as the file holds them.
+pub(crate) fn original_features(
+    source: &Source,
+    encoding: Option<&str>,
+    numbers: &std::collections::HashSet<u64>,
+) -> std::collections::HashMap<u64, OriginalFeature> {
+    let mut found = std::collections::HashMap::new();
+    let Ok(dataset) = open(source, encoding) else {
+        return found;
+    };
+    let Ok(mut layer) = pick_layer(&dataset, source) else {
+        return found;
+    };
+    let last = numbers.iter().copied().max().unwrap_or(0);
+    for (index, feature) in layer.features().enumerate() {
+        let number = index as u64 + 1;
+        if number > last {
+            break;
+        }
+        if !numbers.contains(&number) {
+            continue;
+        }
+        let properties = feature
+            .fields()
+            .map(|(name, value)| (name, field_json(value)))
+            .collect();
+        let geometry = feature
+            .geometry()
+            .and_then(|geometry| geometry.json().ok())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or(serde_json::Value::Null);
+        found.insert(
+            number,
+            OriginalFeature {
+                properties,
+                geometry,
+            },
+        );
+    }
+    found
+}
+
+fn field_json(value: Option<gdal::vector::FieldValue>) -> serde_json::Value {
+    use gdal::vector::FieldValue;
+    use serde_json::Value;
+    match value {
+        None => Value::Null,
+        Some(FieldValue::IntegerValue(number)) => Value::from(number),
+        Some(FieldValue::Integer64Value(number)) => Value::from(number),
+        Some(FieldValue::RealValue(number)) => Value::from(number),
+        Some(FieldValue::StringValue(text)) => Value::from(text),
+        Some(FieldValue::IntegerListValue(list)) => Value::from(list),
+        Some(FieldValue::Integer64ListValue(list)) => Value::from(list),
+        Some(FieldValue::RealListValue(list)) => Value::from(list),
+        Some(FieldValue::StringListValue(list)) => Value::from(list),
+        Some(FieldValue::DateValue(date)) => Value::from(date.to_string()),
+        Some(FieldValue::DateTimeValue(time)) => Value::from(time.to_string()),
+    }
 }
 
 /// The layer named after the entity, else the only layer.
@@ -199,14 +289,34 @@ struct CrsPlan {
     description: String,
     declared: bool,
     transform: Option<CoordTransform>,
+    /// A lon/lat offset system converted point by point after reading.
+    offset: Option<LonLatCrs>,
 }
 
-fn plan_crs(layer_srs: Option<SpatialRef>) -> Result<CrsPlan, String> {
+/// Plans the way to EPSG:4490 from the CRS given with `--crs`, else the one
+/// the layer declares.
+fn plan_crs(layer_srs: Option<SpatialRef>, given: Option<SourceCrs>) -> Result<CrsPlan, String> {
+    let layer_srs = match given {
+        None => layer_srs,
+        Some(SourceCrs::Offset(crs)) => {
+            return Ok(CrsPlan {
+                description: format!("{} (given)", SourceCrs::Offset(crs)),
+                declared: true,
+                transform: None,
+                offset: Some(crs),
+            });
+        }
+        Some(SourceCrs::Epsg(code)) => Some(
+            SpatialRef::from_epsg(code)
+                .map_err(|err| format!("GDAL does not know the CRS EPSG:{code} ({err})"))?,
+        ),
+    };
     let Some(mut srs) = layer_srs else {
         return Ok(CrsPlan {
             description: format!("none declared (assumed EPSG:{STORAGE_SRID})"),
             declared: false,
             transform: None,
+            offset: None,
         });
     };
     let code = epsg_code(&srs);
@@ -221,6 +331,7 @@ fn plan_crs(layer_srs: Option<SpatialRef>) -> Result<CrsPlan, String> {
             description,
             declared: true,
             transform: None,
+            offset: None,
         });
     }
     let mut target = SpatialRef::from_epsg(STORAGE_SRID.unsigned_abs())
@@ -230,6 +341,7 @@ fn plan_crs(layer_srs: Option<SpatialRef>) -> Result<CrsPlan, String> {
             description,
             declared: true,
             transform: None,
+            offset: None,
         });
     }
     // GDAL 3 follows each CRS's official axis order (latitude first for
@@ -244,6 +356,7 @@ fn plan_crs(layer_srs: Option<SpatialRef>) -> Result<CrsPlan, String> {
         description,
         declared: true,
         transform: Some(transform),
+        offset: None,
     })
 }
 
@@ -310,6 +423,7 @@ fn prepare_geometry(
     geometry: Option<&Geometry>,
     kind: GeometryKind,
     transform: Option<&CoordTransform>,
+    offset: Option<LonLatCrs>,
 ) -> Result<Vec<u8>, String> {
     let Some(geometry) = geometry else {
         return Err("the feature has no geometry".to_owned());
@@ -327,10 +441,106 @@ fn prepare_geometry(
             .map_err(|err| format!("the geometry cannot be transformed to EPSG:4490 ({err})"))?,
         None => geometry,
     };
+    // The offsets move points by less than a kilometre, so the extent check
+    // on the offset coordinates catches swapped axes and metres just as well.
     check_extent(&geometry)?;
-    geometry
+    let mut wkb = geometry
         .wkb()
-        .map_err(|err| format!("the geometry cannot be encoded as WKB ({err})"))
+        .map_err(|err| format!("the geometry cannot be encoded as WKB ({err})"))?;
+    if let Some(crs) = offset {
+        let mut position = 0;
+        map_wkb_points(&mut wkb, &mut position, &|lon, lat| {
+            crs.to_cgcs2000(lon, lat)
+        })?;
+    }
+    Ok(wkb)
+}
+
+/// Rewrites every coordinate of a 2D WKB geometry in place. GDAL has no
+/// transformation for GCJ-02 or BD-09, and walking the WKB avoids rebuilding
+/// the geometry part by part.
+fn map_wkb_points(
+    wkb: &mut [u8],
+    position: &mut usize,
+    map: &dyn Fn(f64, f64) -> (f64, f64),
+) -> Result<(), String> {
+    let little = match wkb.get(*position) {
+        Some(1) => true,
+        Some(0) => false,
+        _ => return Err("the geometry's WKB has no byte order mark".to_owned()),
+    };
+    *position += 1;
+    let kind = read_u32(wkb, position, little)?;
+    match kind {
+        1 => map_points(wkb, position, little, 1, map),
+        2 => {
+            let count = read_u32(wkb, position, little)?;
+            map_points(wkb, position, little, count, map)
+        }
+        3 => {
+            for _ in 0..read_u32(wkb, position, little)? {
+                let count = read_u32(wkb, position, little)?;
+                map_points(wkb, position, little, count, map)?;
+            }
+            Ok(())
+        }
+        4..=6 => {
+            for _ in 0..read_u32(wkb, position, little)? {
+                map_wkb_points(wkb, position, map)?;
+            }
+            Ok(())
+        }
+        other => Err(format!("unexpected WKB geometry type {other}")),
+    }
+}
+
+fn read_u32(wkb: &[u8], position: &mut usize, little: bool) -> Result<u32, String> {
+    let bytes: [u8; 4] = wkb
+        .get(*position..*position + 4)
+        .and_then(|slice| slice.try_into().ok())
+        .ok_or_else(|| "the geometry's WKB is truncated".to_owned())?;
+    *position += 4;
+    Ok(if little {
+        u32::from_le_bytes(bytes)
+    } else {
+        u32::from_be_bytes(bytes)
+    })
+}
+
+fn map_points(
+    wkb: &mut [u8],
+    position: &mut usize,
+    little: bool,
+    count: u32,
+    map: &dyn Fn(f64, f64) -> (f64, f64),
+) -> Result<(), String> {
+    for _ in 0..count {
+        let slot = wkb
+            .get_mut(*position..*position + 16)
+            .ok_or_else(|| "the geometry's WKB is truncated".to_owned())?;
+        let (x_bytes, y_bytes) = slot.split_at_mut(8);
+        let decode = |bytes: &[u8]| -> f64 {
+            let mut array = [0u8; 8];
+            array.copy_from_slice(bytes);
+            if little {
+                f64::from_le_bytes(array)
+            } else {
+                f64::from_be_bytes(array)
+            }
+        };
+        let (x, y) = map(decode(x_bytes), decode(y_bytes));
+        let encode = |value: f64| {
+            if little {
+                value.to_le_bytes()
+            } else {
+                value.to_be_bytes()
+            }
+        };
+        x_bytes.copy_from_slice(&encode(x));
+        y_bytes.copy_from_slice(&encode(y));
+        *position += 16;
+    }
+    Ok(())
 }
 
 /// Checks the geometry type for the layer kind, taking the only part of a
@@ -461,7 +671,7 @@ mod tests {
     }
 
     fn prepare(text: &str, kind: GeometryKind) -> Result<Vec<u8>, String> {
-        prepare_geometry(Some(&wkt(text)), kind, None)
+        prepare_geometry(Some(&wkt(text)), kind, None, None)
     }
 
     #[test]
@@ -520,20 +730,25 @@ mod tests {
             GeometryKind::Point,
             "projected CRS",
         );
-        assert!(prepare_geometry(None, GeometryKind::Point, None)
+        assert!(prepare_geometry(None, GeometryKind::Point, None, None)
             .unwrap_err()
             .contains("no geometry"));
     }
 
     #[test]
     fn gauss_kruger_is_transformed_in_gis_axis_order() {
-        let plan = plan_crs(Some(SpatialRef::from_epsg(4528).unwrap())).unwrap();
+        let plan = plan_crs(Some(SpatialRef::from_epsg(4528).unwrap()), None).unwrap();
         assert_eq!(plan.description, "EPSG:4528");
         // Zone 40 of the 3-degree CGCS2000 Gauss-Krüger projection has its
         // central meridian at 120°E and a false easting of 40,500,000 m.
         let point = wkt("POINT (40500000 4160000)");
-        let wkb =
-            prepare_geometry(Some(&point), GeometryKind::Point, plan.transform.as_ref()).unwrap();
+        let wkb = prepare_geometry(
+            Some(&point),
+            GeometryKind::Point,
+            plan.transform.as_ref(),
+            None,
+        )
+        .unwrap();
         let (lon, lat, _) = Geometry::from_wkb(&wkb).unwrap().get_point(0);
         assert!((lon - 120.0).abs() < 1e-9, "{lon}");
         assert!((37.0..38.0).contains(&lat), "{lat}");
@@ -542,11 +757,75 @@ mod tests {
     #[test]
     fn geographic_crs_are_stored_as_they_are() {
         for code in [4490, 4326] {
-            let plan = plan_crs(Some(SpatialRef::from_epsg(code).unwrap())).unwrap();
+            let plan = plan_crs(Some(SpatialRef::from_epsg(code).unwrap()), None).unwrap();
             assert!(plan.transform.is_none(), "{code}");
             assert_eq!(plan.description, format!("EPSG:{code}"));
         }
-        let none = plan_crs(None).unwrap();
+        let none = plan_crs(None, None).unwrap();
         assert!(!none.declared && none.transform.is_none());
+    }
+
+    #[test]
+    fn given_crs_overrides_the_declared_one() {
+        // A file that declares EPSG:4490 but holds Gauss-Krüger metres.
+        let declared = Some(SpatialRef::from_epsg(4490).unwrap());
+        let plan = plan_crs(declared.clone(), Some(SourceCrs::Epsg(4528))).unwrap();
+        assert_eq!(plan.description, "EPSG:4528");
+        assert!(plan.transform.is_some());
+        // Taken at its word, the same file is refused with the metres hint.
+        let plan = plan_crs(declared, None).unwrap();
+        let point = wkt("POINT (40500000 4160000)");
+        let err = prepare_geometry(
+            Some(&point),
+            GeometryKind::Point,
+            plan.transform.as_ref(),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.contains("metres"), "{err}");
+        let err = plan_crs(None, Some(SourceCrs::Epsg(999_999)))
+            .err()
+            .unwrap();
+        assert!(err.contains("EPSG:999999"), "{err}");
+    }
+
+    #[test]
+    fn offset_coordinates_are_converted_point_by_point() {
+        let original = [
+            (120.3, 37.6),
+            (120.31, 37.6),
+            (120.31, 37.61),
+            (120.3, 37.6),
+        ];
+        for crs in [LonLatCrs::Gcj02, LonLatCrs::Bd09] {
+            let shifted: Vec<String> = original
+                .iter()
+                .map(|(lon, lat)| {
+                    let (x, y) = crs.from_cgcs2000(*lon, *lat);
+                    format!("{x} {y}")
+                })
+                .collect();
+            let text = format!("MULTIPOLYGON ((({})))", shifted.join(","));
+            let plan = plan_crs(None, Some(SourceCrs::Offset(crs))).unwrap();
+            assert!(plan.offset.is_some() && plan.transform.is_none());
+            let wkb =
+                prepare_geometry(Some(&wkt(&text)), GeometryKind::Area, None, plan.offset).unwrap();
+            let mut points = Vec::new();
+            Geometry::from_wkb(&wkb)
+                .unwrap()
+                .get_geometry(0)
+                .get_geometry(0)
+                .get_points(&mut points);
+            for ((lon, lat), (x, y, _)) in original.iter().zip(points) {
+                assert!((lon - x).abs() < 1e-7 && (lat - y).abs() < 1e-7, "{crs:?}");
+            }
+        }
+        let swapped = prepare_geometry(
+            Some(&wkt("POINT (37.6 120.3)")),
+            GeometryKind::Point,
+            None,
+            Some(LonLatCrs::Gcj02),
+        );
+        assert!(swapped.unwrap_err().contains("look swapped"));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::Entity;
+use crate::{Entity, ImportMode, Problem};
 
 /// Which source field fed a database column.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -22,8 +22,9 @@ pub struct LayerReport {
     pub layer: String,
     /// Features read from the file.
     pub features: u64,
-    /// Rows inserted into the entity's table (in a dry run: rows that were
-    /// inserted and then rolled back).
+    /// Rows inserted or changed in the entity's table (in a dry run: rows
+    /// that were written and then rolled back). In upsert and replace modes,
+    /// rows already identical are not counted.
     pub rows: u64,
     /// The source CRS as found.
     pub source_crs: String,
@@ -40,6 +41,13 @@ pub struct ImportReport {
     pub layers: Vec<LayerReport>,
     /// Whether the transaction was rolled back instead of committed.
     pub dry_run: bool,
+    pub mode: ImportMode,
+    /// Rows deleted by `--mode replace` because the import did not contain them.
+    pub deleted: u64,
+    /// Features left out by `--skip-invalid`, with or without a problem of their own.
+    pub skipped: u64,
+    /// Why they were left out: the first [`crate::MAX_PROBLEMS`] problems.
+    pub skipped_problems: Vec<Problem>,
     /// Time spent reading the files.
     #[serde(serialize_with = "as_seconds")]
     pub read_time: Duration,

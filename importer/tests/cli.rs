@@ -139,7 +139,14 @@ async fn as_names_the_entity_of_files_with_other_names(pool: PgPool) {
 fn usage_errors_exit_64_before_touching_any_database() {
     let dir = TempDir::new("cli-usage");
     let survey = dir.write("survey.geojson", &collection(&[feature(json!({}), area())]));
-    let cases: [&[&str]; 3] = [&[], &[text(&survey)], &["--as", "parcels", text(&survey)]];
+    let cases: [&[&str]; 6] = [
+        &[],
+        &[text(&survey)],
+        &["--as", "parcels", text(&survey)],
+        &["--as", "grids", "--mode", "merge", text(&survey)],
+        &["--as", "grids", "--crs", "mars", text(&survey)],
+        &["--as", "grids", "--crs", "EPSG:999999", text(&survey)],
+    ];
     for args in cases {
         let output = Command::new(BINARY)
             .args(args)
@@ -182,4 +189,60 @@ fn missing_database_exits_1() {
         "{}",
         stderr(&output)
     );
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn upsert_of_roads_exits_with_usage_error(pool: PgPool) {
+    let dir = TempDir::new("cli-upsert-roads");
+    let roads = dir.layer(Entity::Roads, &good_features(Entity::Roads));
+
+    let output = run_against(&pool, &["--mode", "upsert", text(&roads.path)]).await;
+
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--mode upsert needs a code"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn skip_invalid_loads_the_rest_and_lists_the_skipped(pool: PgPool) {
+    let dir = TempDir::new("cli-skip");
+    let chain = dir.chain();
+    let parents = sources_before(&chain, Entity::Grids);
+    let mut args: Vec<&str> = parents.iter().map(|source| text(&source.path)).collect();
+    let output = run_against(&pool, &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let grids = dir.layer(
+        Entity::Grids,
+        &[
+            grid(GRID, COMMUNITY, area()),
+            grid("370681001001002", COMMUNITY, bow_tie()),
+        ],
+    );
+    let rejects = dir.path().join("rejects.geojson");
+    args = vec![
+        "--skip-invalid",
+        "--rejects",
+        text(&rejects),
+        text(&grids.path),
+    ];
+
+    let output = run_against(&pool, &args).await;
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("grids.geojson feature 2: invalid geometry"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stdout(&output).starts_with("Skipped 1 invalid feature(s)"),
+        "{}",
+        stdout(&output)
+    );
+    let rejected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rejects).unwrap()).unwrap();
+    assert_eq!(rejected["features"][0]["properties"]["_feature"], json!(2));
 }

@@ -415,7 +415,10 @@ async fn unparseable_and_missing_files_write_nothing(pool: PgPool) {
 #[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
 async fn dry_run_checks_and_counts_but_writes_nothing(pool: PgPool) {
     let dir = TempDir::new("dryrun");
-    let options = ImportOptions { dry_run: true };
+    let options = ImportOptions {
+        dry_run: true,
+        ..ImportOptions::default()
+    };
 
     let report = import(&pool, &dir.chain(), &options).await.unwrap();
 

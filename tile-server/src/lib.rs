@@ -4,6 +4,8 @@
 //!   chain, grid unit, building, address and nearest stations.
 //! - `POST /api/v1/lookup/batch`: the grid chain of many points (CSV, NDJSON,
 //!   JSON or GeoJSON in), streamed back in input order.
+//! - `GET /api/v1/circles`, `GET /api/v1/coverage`: walking service circles
+//!   of the stations of one kind and the households they cover.
 //! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
 //! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
 //! - `GET /health`: readiness for probes (answers once the database does).
@@ -15,6 +17,7 @@
 
 mod batch;
 mod changes;
+mod circles;
 mod error;
 mod gaps;
 mod grid_index;
@@ -78,6 +81,8 @@ pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
         .route("/api/v1/lookup", get(lookup::lookup))
         .route("/api/v1/lookup/batch", post(batch::batch))
         .route("/api/v1/gaps", get(gaps::gaps))
+        .route("/api/v1/circles", get(circles::circles))
+        .route("/api/v1/coverage", get(circles::coverage_report))
         .route("/tiles/{layers}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .with_state(state);

@@ -4,7 +4,10 @@
 //! ```sh
 //! DATABASE_URL=… cargo run --release -p gridmap-benches -- lookup --points 1000000 --runs 3
 //! DATABASE_URL=… cargo run --release -p gridmap-benches -- chain --points 200000 --runs 3
+//! DATABASE_URL=… cargo run --release -p gridmap-benches -- import --scale 10 --runs 3
 //! ```
+//!
+//! `import`: see `import_bench.rs`.
 //!
 //! `lookup`: point-in-grid for N random points over the grids' extent, by the
 //! in-memory index on one core versus one PostGIS query joining the same points
@@ -14,6 +17,8 @@
 //! `chain`: the full single lookup in process (grid chain, grid unit,
 //! building and address, nearest station of each kind, nearest grid for points
 //! outside, encoded as the JSON the API sends) for N random points on one core.
+
+mod import_bench;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -44,6 +49,17 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Loading buildings: gridmap-import vs ogr2ogr, from GeoJSON and GeoPackage.
+    Import {
+        /// Scale of the generated demo city (10 is about 258k buildings).
+        #[arg(long, default_value_t = 10.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Folder for the generated city [default: target/bench-import/scale-<F>].
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 const POSTGIS_JOIN: &str = "
@@ -60,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Bench::Lookup { points, runs } => lookup(points, runs.max(1)).await,
         Bench::Chain { points, runs } => chain(points, runs.max(1)).await,
+        Bench::Import { scale, runs, out } => import_bench::run(scale, runs.max(1), out).await,
     }
 }
 

@@ -1,0 +1,451 @@
+//! Walking service circles: Dijkstra distances against pgRouting on the demo
+//! city's roads, circle polygons checked by PostGIS, and the HTTP endpoints.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions; a panic is the failure report"
+)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use gridmap_circles::{service_circles, Coord, MultiPolygon, Parameters, ShortestPaths, WalkGraph};
+use gridmap_store::circle_queries::{load_circle_stations, load_roads};
+use gridmap_store::topology_queries::AreaFilter;
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tower::ServiceExt as _;
+
+/// 东莱街道, the densest street of the demo city.
+const STREET: &str = "370681001";
+
+/// The 10-minute circle at the default speed: 720 m.
+fn ten_minutes() -> Parameters {
+    Parameters {
+        minutes: 10.0,
+        ..Parameters::default()
+    }
+}
+
+/// Copies the demo city's roads (of one street and its surroundings, or all)
+/// into `pool`, a fresh per-test database, so pgRouting can be installed there
+/// without touching the shared demo database.
+async fn copy_demo_roads(pool: &PgPool, street: Option<&str>) -> usize {
+    let demo = gridmap_e2e::demo_pool().await;
+    let area = street.map(|code| AreaFilter::Street(code.to_owned()));
+    let wkbs: Vec<Vec<u8>> = match &area {
+        Some(area) => sqlx::query_scalar(
+            "SELECT ST_AsBinary(r.geom) FROM roads r, streets s
+              WHERE s.code = $1 AND ST_DWithin(r.geom_3857, s.geom_3857, 1500) ORDER BY r.id",
+        )
+        .bind(area.code())
+        .fetch_all(&demo)
+        .await
+        .unwrap(),
+        None => sqlx::query_scalar("SELECT ST_AsBinary(geom) FROM roads ORDER BY id")
+            .fetch_all(&demo)
+            .await
+            .unwrap(),
+    };
+    sqlx::query(
+        "INSERT INTO roads (class, geom)
+         SELECT 'footway', ST_GeomFromWKB(wkb, 4490) FROM unnest($1::bytea[]) AS wkb",
+    )
+    .bind(&wkbs)
+    .execute(pool)
+    .await
+    .unwrap();
+    wkbs.len()
+}
+
+/// pgRouting's vertex and edge tables, built in SQL independently of
+/// [`WalkGraph`]: vertices are road vertices keyed by their 1e-7° lattice
+/// position, edges are segments with their geodesic length. They are plain
+/// tables, not TEMP ones, because the pool may run the next query on another
+/// connection; the per-test database is dropped afterwards anyway.
+const PGR_TOPOLOGY: &str = "
+    CREATE EXTENSION IF NOT EXISTS pgrouting;
+    CREATE TABLE segment AS
+        SELECT round(ST_X(ST_PointN(geom, i)) * 1e7)::bigint AS ax,
+               round(ST_Y(ST_PointN(geom, i)) * 1e7)::bigint AS ay,
+               round(ST_X(ST_PointN(geom, i + 1)) * 1e7)::bigint AS bx,
+               round(ST_Y(ST_PointN(geom, i + 1)) * 1e7)::bigint AS by_,
+               ST_Length(ST_MakeLine(ST_PointN(geom, i), ST_PointN(geom, i + 1))::geography) AS cost
+          FROM roads, generate_series(1, ST_NPoints(geom) - 1) AS i;
+    CREATE TABLE vertex AS
+        SELECT row_number() OVER (ORDER BY x, y) AS id, x, y
+          FROM (SELECT ax AS x, ay AS y FROM segment UNION SELECT bx, by_ FROM segment) v;
+    CREATE TABLE edge AS
+        SELECT row_number() OVER () AS id, a.id AS source, b.id AS target, s.cost, s.cost AS reverse_cost
+          FROM segment s
+          JOIN vertex a ON a.x = s.ax AND a.y = s.ay
+          JOIN vertex b ON b.x = s.bx AND b.y = s.by_
+         WHERE a.id <> b.id;";
+
+fn lattice_key(coord: Coord) -> (i64, i64) {
+    #[allow(clippy::cast_possible_truncation, reason = "degrees × 1e7 fit in i64")]
+    let key = (
+        (coord.x * 1e7).round() as i64,
+        (coord.y * 1e7).round() as i64,
+    );
+    key
+}
+
+async fn pgr_vertex_ids(pool: &PgPool) -> HashMap<(i64, i64), i64> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as("SELECT id, x, y FROM vertex")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    rows.into_iter().map(|(id, x, y)| ((x, y), id)).collect()
+}
+
+/// Shortest distance from the nearest source to every node within `limit_m`,
+/// by one many-source `pgr_drivingDistance` call.
+async fn pgr_distances(pool: &PgPool, sources: &[i64], limit_m: f64) -> HashMap<i64, f64> {
+    let rows: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT node, min(agg_cost) FROM pgr_drivingDistance(
+             'SELECT id, source, target, cost, reverse_cost FROM edge', $1::bigint[], $2,
+             directed => false)
+          GROUP BY node",
+    )
+    .bind(sources)
+    .bind(limit_m)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter().collect()
+}
+
+async fn street_red_stations(pool: &PgPool, street: Option<&str>) -> Vec<Coord> {
+    let area = street.map(|code| AreaFilter::Street(code.to_owned()));
+    load_circle_stations(pool, "red_station", area.as_ref())
+        .await
+        .unwrap()
+        .iter()
+        .map(|station| Coord {
+            x: station.lon,
+            y: station.lat,
+        })
+        .collect()
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn circles_dijkstra_agrees_with_pgrouting(pool: PgPool) {
+    let n_roads = copy_demo_roads(&pool, Some(STREET)).await;
+    assert!(n_roads > 500, "{n_roads} roads");
+    sqlx::raw_sql(PGR_TOPOLOGY).execute(&pool).await.unwrap();
+    let graph = WalkGraph::new(&load_roads(&pool, None, 0.0).await.unwrap());
+    let vertex_ids = pgr_vertex_ids(&pool).await;
+    assert_eq!(vertex_ids.len(), graph.node_count());
+
+    let stations = street_red_stations(&gridmap_e2e::demo_pool().await, Some(STREET)).await;
+    assert!(stations.len() >= 3, "{} red stations", stations.len());
+    let source_nodes: Vec<usize> = stations
+        .iter()
+        .map(|&station| graph.snap(station).unwrap().node)
+        .collect();
+    let limit_m = ten_minutes().limit_m();
+    let mut paths = ShortestPaths::new(&graph);
+    let sources: Vec<(usize, f64)> = source_nodes.iter().map(|&node| (node, 0.0)).collect();
+    let ours: HashMap<i64, f64> = paths
+        .run(&sources, limit_m)
+        .to_vec()
+        .into_iter()
+        .map(|node| {
+            let id = vertex_ids[&lattice_key(graph.node(node))];
+            (id, paths.distance(node).unwrap())
+        })
+        .collect();
+    let pgr_sources: Vec<i64> = source_nodes
+        .iter()
+        .map(|&node| vertex_ids[&lattice_key(graph.node(node))])
+        .collect();
+    let theirs = pgr_distances(&pool, &pgr_sources, limit_m).await;
+
+    assert!(ours.len() > 100, "{} nodes reached", ours.len());
+    let mut worst: f64 = 0.0;
+    for (node, &distance) in &ours {
+        match theirs.get(node) {
+            Some(&expected) => worst = worst.max((distance - expected).abs()),
+            // Only a node within rounding of the limit may be missed by one.
+            None => assert!(distance > limit_m - 0.5, "node {node} at {distance} m"),
+        }
+    }
+    for (node, &expected) in &theirs {
+        assert!(
+            ours.contains_key(node) || expected > limit_m - 0.5,
+            "pgRouting reaches node {node} at {expected} m, we do not"
+        );
+    }
+    println!(
+        "{} nodes within {limit_m} m of {} sources; largest difference from pgRouting {worst} m",
+        ours.len(),
+        pgr_sources.len()
+    );
+    assert!(worst < 0.5, "largest difference {worst} m");
+}
+
+fn wkt(polygon: &MultiPolygon) -> String {
+    let polygons: Vec<String> = polygon
+        .0
+        .iter()
+        .map(|part| {
+            let rings: Vec<String> = std::iter::once(part.exterior())
+                .chain(part.interiors())
+                .map(|ring| {
+                    let coords: Vec<String> =
+                        ring.0.iter().map(|c| format!("{} {}", c.x, c.y)).collect();
+                    format!("({})", coords.join(","))
+                })
+                .collect();
+            format!("({})", rings.join(","))
+        })
+        .collect();
+    format!("MULTIPOLYGON({})", polygons.join(","))
+}
+
+/// Whether PostGIS finds each point inside (or on) the polygon.
+async fn covered_by(pool: &PgPool, polygon: &MultiPolygon, points: &[Coord]) -> Vec<bool> {
+    let lons: Vec<f64> = points.iter().map(|point| point.x).collect();
+    let lats: Vec<f64> = points.iter().map(|point| point.y).collect();
+    sqlx::query_scalar(
+        "SELECT ST_Covers(ST_GeomFromText($1, 4490), ST_SetSRID(ST_MakePoint(lon, lat), 4490))
+           FROM unnest($2::float8[], $3::float8[]) WITH ORDINALITY AS p(lon, lat, n)
+          ORDER BY n",
+    )
+    .bind(wkt(polygon))
+    .bind(&lons)
+    .bind(&lats)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn circles_contain_reached_nodes_and_nothing_beyond_the_limit() {
+    let demo = gridmap_e2e::demo_pool().await;
+    let street = AreaFilter::Street(STREET.to_owned());
+    let parameters = ten_minutes();
+    let limit_m = parameters.limit_m();
+    let roads = load_roads(&demo, Some(&street), limit_m + parameters.frontage_m)
+        .await
+        .unwrap();
+    let graph = WalkGraph::new(&roads);
+    let stations = street_red_stations(&demo, Some(STREET)).await;
+    let circles = service_circles(&graph, &stations, &parameters);
+    let mut paths = ShortestPaths::new(&graph);
+    let mut n_checked = 0;
+    for (station, circle) in stations.iter().zip(&circles).take(8) {
+        let Some(snap_m) = circle.snap_m else {
+            continue;
+        };
+        let snap = graph.snap(*station).unwrap();
+        assert!((snap.distance_m - snap_m).abs() < 1e-9);
+        let reached: Vec<Coord> = paths
+            .run(&[(snap.node, snap.distance_m)], limit_m)
+            .iter()
+            .map(|&node| graph.node(node))
+            .collect();
+        assert!(!reached.is_empty());
+        let inside = covered_by(&demo, &circle.polygon, &reached).await;
+        assert!(inside.iter().all(|&is_inside| is_inside), "{station:?}");
+
+        // Straight-line distance never exceeds network distance, so no point
+        // of the circle lies farther than limit + frontage from the station.
+        // The 2 m slack covers the local projection and the buffer's arcs.
+        let far_sql = "SELECT ST_X(p), ST_Y(p) FROM (
+                 SELECT DISTINCT ST_StartPoint(geom) AS p FROM roads
+                  WHERE ST_DWithin(geom_3857, ST_Transform(ST_SetSRID(ST_MakePoint($1, $2), 4490), 3857), 2500)) v
+                WHERE ST_Distance(p::geography, ST_SetSRID(ST_MakePoint($1, $2), 4490)::geography) > $3";
+        let far: Vec<(f64, f64)> = sqlx::query_as(far_sql)
+            .bind(station.x)
+            .bind(station.y)
+            .bind(limit_m + parameters.frontage_m + 2.0)
+            .fetch_all(&demo)
+            .await
+            .unwrap();
+        assert!(!far.is_empty());
+        let far: Vec<Coord> = far.into_iter().map(|(x, y)| Coord { x, y }).collect();
+        let inside = covered_by(&demo, &circle.polygon, &far).await;
+        assert!(inside.iter().all(|&is_inside| !is_inside), "{station:?}");
+        n_checked += 1;
+    }
+    assert!(n_checked >= 3, "{n_checked} network circles checked");
+}
+
+async fn get_json(uri: &str) -> (StatusCode, Value) {
+    let app = gridmap_server::app(gridmap_e2e::demo_state().await, None);
+    let response = app
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
+        panic!(
+            "{uri}: not JSON ({err}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (status, json)
+}
+
+#[tokio::test]
+async fn circles_endpoints_answer_on_the_demo_city() {
+    let demo = gridmap_e2e::demo_pool().await;
+    let n_stations = street_red_stations(&demo, Some(STREET)).await.len();
+    let (status, json) = get_json(&format!(
+        "/api/v1/circles?kind=red_station&minutes=10&street={STREET}"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["type"], "FeatureCollection");
+    let features = json["features"].as_array().unwrap();
+    assert_eq!(features.len(), n_stations);
+    for feature in features {
+        let properties = &feature["properties"];
+        assert_eq!(properties["kind"], "red_station");
+        assert_eq!(properties["minutes"], 10.0);
+        assert!((properties["distance_m"].as_f64().unwrap() - 720.0).abs() < 1e-9);
+        assert!(
+            ["network", "straight_line_fallback"].contains(&properties["method"].as_str().unwrap())
+        );
+        assert_eq!(feature["geometry"]["type"], "MultiPolygon");
+        assert!(!feature["geometry"]["coordinates"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+    }
+
+    let total: i64 = sqlx::query_scalar(
+        "SELECT sum(households)::bigint FROM buildings WHERE starts_with(code, $1)",
+    )
+    .bind(STREET)
+    .fetch_one(&demo)
+    .await
+    .unwrap();
+    let (status, json) = get_json(&format!(
+        "/api/v1/coverage?kind=red_station&minutes=10&street={STREET}&new_sites=3"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["total_households"].as_i64().unwrap(), total);
+    let covered = json["covered_households"].as_i64().unwrap();
+    assert!(covered > 0 && covered < total, "{covered} of {total}");
+    let per_community = json["per_community"].as_array().unwrap();
+    let sum: i64 = per_community
+        .iter()
+        .map(|community| community["covered_households"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, covered);
+    let gains: Vec<i64> = json["best_new_sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|site| site["gained_households"].as_i64().unwrap())
+        .collect();
+    assert_eq!(gains.len(), 3, "{json}");
+    assert!(gains.windows(2).all(|pair| pair[0] >= pair[1]), "{gains:?}");
+    assert!(gains.iter().sum::<i64>() <= total - covered);
+    // Public answer: totals only, so no building code (22 digits) anywhere.
+    let text = json.to_string();
+    let longest_digit_run = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest_digit_run < 22, "{text}");
+
+    for bad in [
+        "/api/v1/circles?kind=bus_stop&minutes=10",
+        "/api/v1/circles?kind=red_station",
+        "/api/v1/circles?kind=red_station&minutes=ten",
+        "/api/v1/circles?kind=red_station&minutes=10&speed_m_s=-1",
+        "/api/v1/circles?kind=red_station&minutes=10&street=12",
+        "/api/v1/coverage?kind=red_station&minutes=10",
+        "/api/v1/coverage?kind=red_station&minutes=10&street=370681001&new_sites=99",
+    ] {
+        let (status, json) = get_json(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {json}");
+        assert!(json["error"].is_string(), "{bad}: {json}");
+    }
+    let (status, _) =
+        get_json("/api/v1/coverage?kind=red_station&minutes=10&street=370681999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Run by hand in release mode; prints medians of three runs.
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+#[ignore = "timing, run by hand in release mode"]
+async fn circles_timing_all_red_stations_vs_pgrouting(pool: PgPool) {
+    let n_roads = copy_demo_roads(&pool, None).await;
+    sqlx::raw_sql(PGR_TOPOLOGY).execute(&pool).await.unwrap();
+    let vertex_ids = pgr_vertex_ids(&pool).await;
+    let roads = load_roads(&pool, None, 0.0).await.unwrap();
+    let stations = street_red_stations(&gridmap_e2e::demo_pool().await, None).await;
+    let parameters = ten_minutes();
+    let limit_m = parameters.limit_m();
+
+    let mut build = Vec::new();
+    let mut dijkstra = Vec::new();
+    let mut circles = Vec::new();
+    let mut pgr = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let graph = WalkGraph::new(&roads);
+        build.push(started.elapsed());
+
+        let started = Instant::now();
+        let mut paths = ShortestPaths::new(&graph);
+        let snaps: Vec<usize> = stations
+            .iter()
+            .map(|&station| graph.snap(station).unwrap().node)
+            .collect();
+        let mut n_reached = 0;
+        for &node in &snaps {
+            n_reached += paths.run(&[(node, 0.0)], limit_m).len();
+        }
+        dijkstra.push(started.elapsed());
+        assert!(n_reached > 0);
+
+        let started = Instant::now();
+        let polygons = service_circles(&graph, &stations, &parameters);
+        circles.push(started.elapsed());
+        assert_eq!(polygons.len(), stations.len());
+
+        let sources: Vec<i64> = snaps
+            .iter()
+            .map(|&node| vertex_ids[&lattice_key(graph.node(node))])
+            .collect();
+        let started = Instant::now();
+        let rows: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pgr_drivingDistance(
+                 'SELECT id, source, target, cost, reverse_cost FROM edge', $1::bigint[], $2,
+                 directed => false)",
+        )
+        .bind(&sources)
+        .bind(limit_m)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pgr.push(started.elapsed());
+        assert!(rows > 0);
+    }
+    println!(
+        "{} roads, {} red stations, {limit_m} m: graph build {:?}, per-station Dijkstra {:?}, \
+         circles with polygons {:?}, pgr_drivingDistance {:?} (medians of 3)",
+        n_roads,
+        stations.len(),
+        median(build),
+        median(dijkstra),
+        median(circles),
+        median(pgr),
+    );
+}
