@@ -11,13 +11,13 @@
 //! Both are public, so they answer with totals only: never one building's
 //! households or code.
 
+use crate::area_params::{multi_polygon_json, parse_area};
 use crate::{ApiError, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use gridmap_circles::{
-    best_new_sites, coverage, service_circles, snap_homes, Coord, Home, MultiPolygon, Parameters,
-    Polygon, WalkGraph,
+    best_new_sites, coverage, service_circles, snap_homes, Coord, Home, Parameters, WalkGraph,
 };
 use gridmap_store::circle_queries::{
     area_exists, load_building_households, load_circle_stations, load_roads,
@@ -253,49 +253,6 @@ fn parse_new_sites(value: Option<&str>) -> Result<usize, ApiError> {
             "new_sites must be an integer from 0 to {MAX_NEW_SITES}, got {value:?}"
         ))),
     }
-}
-
-/// At most one of `street` (9 digits) and `community` (12 digits).
-fn parse_area(
-    street: Option<&str>,
-    community: Option<&str>,
-) -> Result<Option<AreaFilter>, ApiError> {
-    match (street, community) {
-        (None, None) => Ok(None),
-        (Some(street), None) => Ok(Some(AreaFilter::Street(parse_code("street", street, 9)?))),
-        (None, Some(community)) => Ok(Some(AreaFilter::Community(parse_code(
-            "community",
-            community,
-            12,
-        )?))),
-        (Some(_), Some(_)) => Err(ApiError::BadRequest(
-            "give only one of the query parameters street and community".to_owned(),
-        )),
-    }
-}
-
-fn parse_code(name: &str, code: &str, digits: usize) -> Result<String, ApiError> {
-    let code = code.trim();
-    if code.len() == digits && code.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Ok(code.to_owned());
-    }
-    Err(ApiError::BadRequest(format!(
-        "{name} must be a code of {digits} digits, got {code:?}"
-    )))
-}
-
-fn multi_polygon_json(multi: &MultiPolygon) -> Value {
-    json!({
-        "type": "MultiPolygon",
-        "coordinates": multi.0.iter().map(polygon_rings).collect::<Vec<_>>(),
-    })
-}
-
-fn polygon_rings(polygon: &Polygon) -> Vec<Vec<[f64; 2]>> {
-    std::iter::once(polygon.exterior())
-        .chain(polygon.interiors())
-        .map(|ring| ring.0.iter().map(|coord| [coord.x, coord.y]).collect())
-        .collect()
 }
 
 #[cfg(test)]

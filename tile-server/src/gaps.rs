@@ -2,14 +2,15 @@
 //! where the grids of an area break seamless cover (无缝覆盖), as a GeoJSON
 //! FeatureCollection with one feature per finding.
 
+use crate::area_params::{multi_polygon_json, polygon_rings, require_area};
 use crate::{ApiError, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use gridmap_store::topology_queries::{load_topology, AreaFilter, TopologyRecords};
 use gridmap_topology::{
-    analyse, Building, Community, Finding, Geometry, Grid, Parameters, Point, Polygon,
-    ServiceCentre, Tessellation,
+    analyse, Building, Community, Finding, Geometry, Grid, Parameters, Point, ServiceCentre,
+    Tessellation,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,30 +55,7 @@ pub async fn gaps(
 
 /// Exactly one of `street` (9 digits) and `community` (12 digits).
 fn parse_filter(street: Option<&str>, community: Option<&str>) -> Result<AreaFilter, ApiError> {
-    match (street, community) {
-        (Some(street), None) => Ok(AreaFilter::Street(parse_code("street", street, 9)?)),
-        (None, Some(community)) => Ok(AreaFilter::Community(parse_code(
-            "community",
-            community,
-            12,
-        )?)),
-        (None, None) => Err(ApiError::BadRequest(
-            "give one of the query parameters street or community".to_owned(),
-        )),
-        (Some(_), Some(_)) => Err(ApiError::BadRequest(
-            "give only one of the query parameters street and community".to_owned(),
-        )),
-    }
-}
-
-fn parse_code(name: &str, code: &str, digits: usize) -> Result<String, ApiError> {
-    let code = code.trim();
-    if code.len() == digits && code.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Ok(code.to_owned());
-    }
-    Err(ApiError::BadRequest(format!(
-        "{name} must be a code of {digits} digits, got {code:?}"
-    )))
+    require_area(street, community)
 }
 
 fn parse_parameters(
@@ -169,23 +147,13 @@ fn feature_collection(findings: &[Finding]) -> Value {
 fn geometry_json(geometry: &Geometry) -> Value {
     match geometry {
         Geometry::Point(point) => json!({ "type": "Point", "coordinates": [point.x(), point.y()] }),
-        Geometry::MultiPolygon(multi) => json!({
-            "type": "MultiPolygon",
-            "coordinates": multi.0.iter().map(polygon_rings).collect::<Vec<_>>(),
-        }),
+        Geometry::MultiPolygon(multi) => multi_polygon_json(multi),
         Geometry::Polygon(polygon) => json!({
             "type": "Polygon",
             "coordinates": polygon_rings(polygon),
         }),
         _ => Value::Null,
     }
-}
-
-fn polygon_rings(polygon: &Polygon) -> Vec<Vec<[f64; 2]>> {
-    std::iter::once(polygon.exterior())
-        .chain(polygon.interiors())
-        .map(|ring| ring.0.iter().map(|coord| [coord.x, coord.y]).collect())
-        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! The server keeps no state of its own beyond caches rebuilt from PostGIS, so
 //! replicas scale out behind a load balancer.
 
+mod area_params;
 mod batch;
 mod changes;
 mod circles;
