@@ -36,3 +36,48 @@ pub async fn demo_state() -> gridmap_server::AppState {
         .await
         .unwrap_or_else(|err| panic!("loading the demo city: {err:#}"))
 }
+
+/// Sends one GET to `app` with no socket (axum's `oneshot`), as a client on
+/// host `gridmap.test` would, and returns the status and body.
+///
+/// # Panics
+/// When the request cannot be built or the body not read.
+pub async fn send(app: axum::Router, uri: &str) -> (axum::http::StatusCode, Vec<u8>) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get(uri)
+        .header("host", "gridmap.test")
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|err| panic!("{uri}: {err}"));
+    let response = app
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|err| panic!("{uri}: {err}"));
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap_or_else(|err| panic!("{uri}: reading the body: {err}"))
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+/// As [`send`], with the body parsed as JSON.
+///
+/// # Panics
+/// When the body is not JSON; the panic shows it.
+pub async fn send_json(
+    app: axum::Router,
+    uri: &str,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    let (status, body) = send(app, uri).await;
+    let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
+        panic!(
+            "{uri}: not JSON ({err}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (status, json)
+}

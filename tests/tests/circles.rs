@@ -6,17 +6,14 @@
     reason = "test helpers outside #[test] functions; a panic is the failure report"
 )]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use gridmap_circles::{service_circles, Coord, MultiPolygon, Parameters, ShortestPaths, WalkGraph};
 use gridmap_store::circle_queries::{load_circle_stations, load_roads};
 use gridmap_store::topology_queries::AreaFilter;
-use http_body_util::BodyExt as _;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tower::ServiceExt as _;
 
 /// 东莱街道, the densest street of the demo city.
 const STREET: &str = "370681001";
@@ -276,20 +273,11 @@ async fn circles_contain_reached_nodes_and_nothing_beyond_the_limit() {
 }
 
 async fn get_json(uri: &str) -> (StatusCode, Value) {
-    let app = gridmap_server::app(gridmap_e2e::demo_state().await, None);
-    let response = app
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
-        panic!(
-            "{uri}: not JSON ({err}): {}",
-            String::from_utf8_lossy(&body)
-        )
-    });
-    (status, json)
+    gridmap_e2e::send_json(
+        gridmap_server::app(gridmap_e2e::demo_state().await, None),
+        uri,
+    )
+    .await
 }
 
 #[tokio::test]

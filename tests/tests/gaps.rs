@@ -6,14 +6,11 @@
     reason = "test helpers outside #[test] functions; a panic is the failure report"
 )]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use axum::http::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
 use std::time::Instant;
-use tower::ServiceExt as _;
 
 /// One street of two communities, each tiled exactly by rectangular grids,
 /// with one building of 100 households per grid and a service centre each.
@@ -69,19 +66,7 @@ const DEFECTS: &str = "
         ('3706810010010020000003', '370681001001002', '3号楼', 450, ST_Multi(ST_MakeEnvelope(120.412, 37.602, 120.4125, 37.6025, 4490)));";
 
 async fn get_json(app: axum::Router, uri: &str) -> (StatusCode, Value) {
-    let response = app
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
-        panic!(
-            "{uri}: not JSON ({err}): {}",
-            String::from_utf8_lossy(&body)
-        )
-    });
-    (status, json)
+    gridmap_e2e::send_json(app, uri).await
 }
 
 async fn findings(pool: &PgPool, query: &str) -> Vec<Value> {

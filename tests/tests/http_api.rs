@@ -6,43 +6,23 @@
     reason = "test helpers outside #[test] functions; a panic is the failure report"
 )]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
+use axum::http::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt as _;
 
 async fn get(uri: &str) -> (StatusCode, Vec<u8>) {
-    let app = gridmap_server::app(gridmap_e2e::demo_state().await, None);
-    let response = app
-        .oneshot(
-            Request::get(uri)
-                .header("host", "gridmap.test")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, body)
+    gridmap_e2e::send(
+        gridmap_server::app(gridmap_e2e::demo_state().await, None),
+        uri,
+    )
+    .await
 }
 
 async fn get_json(uri: &str) -> (StatusCode, Value) {
-    let (status, body) = get(uri).await;
-    let json = serde_json::from_slice(&body).unwrap_or_else(|err| {
-        panic!(
-            "{uri}: not JSON ({err}): {}",
-            String::from_utf8_lossy(&body)
-        )
-    });
-    (status, json)
+    gridmap_e2e::send_json(
+        gridmap_server::app(gridmap_e2e::demo_state().await, None),
+        uri,
+    )
+    .await
 }
 
 #[tokio::test]
