@@ -11,7 +11,7 @@
 //! Both are public, so they answer with totals only: never one building's
 //! households or code.
 
-use crate::area_params::{multi_polygon_json, parse_area};
+use crate::area_params::{multi_polygon_json, parse_area, require_area};
 use crate::{ApiError, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -20,7 +20,7 @@ use gridmap_circles::{
     best_new_sites, coverage, service_circles, snap_homes, Coord, Home, Parameters, WalkGraph,
 };
 use gridmap_store::circle_queries::{
-    area_exists, load_building_households, load_circle_stations, load_roads,
+    area_exists, load_building_households, load_circle_stations, load_roads, CircleStation,
 };
 use gridmap_store::topology_queries::AreaFilter;
 use serde::Deserialize;
@@ -75,13 +75,7 @@ pub async fn circles(
     // milliseconds to seconds: it runs on the blocking pool.
     let features = tokio::task::spawn_blocking(move || {
         let graph = WalkGraph::new(&roads);
-        let points: Vec<Coord> = stations
-            .iter()
-            .map(|station| Coord {
-                x: station.lon,
-                y: station.lat,
-            })
-            .collect();
+        let points = station_points(&stations);
         let circles = service_circles(&graph, &points, &parameters);
         stations
             .iter()
@@ -118,10 +112,7 @@ pub async fn coverage_report(
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let kind = parse_kind(params.kind.as_deref())?;
     let parameters = parse_parameters(params.minutes.as_deref(), params.speed_m_s.as_deref())?;
-    let area =
-        parse_area(params.street.as_deref(), params.community.as_deref())?.ok_or_else(|| {
-            ApiError::BadRequest("give one of the query parameters street or community".to_owned())
-        })?;
+    let area = require_area(params.street.as_deref(), params.community.as_deref())?;
     let new_sites = parse_new_sites(params.new_sites.as_deref())?;
     ensure_exists(&state, &area).await?;
     let roads = load_roads(&state.pool, Some(&area), parameters.limit_m())
@@ -135,13 +126,7 @@ pub async fn coverage_report(
         .map_err(ApiError::internal)?;
     let report = tokio::task::spawn_blocking(move || {
         let graph = WalkGraph::new(&roads);
-        let points: Vec<Coord> = stations
-            .iter()
-            .map(|station| Coord {
-                x: station.lon,
-                y: station.lat,
-            })
-            .collect();
+        let points = station_points(&stations);
         let homes: Vec<Home> = buildings
             .into_iter()
             .map(|building| Home {
@@ -253,6 +238,17 @@ fn parse_new_sites(value: Option<&str>) -> Result<usize, ApiError> {
             "new_sites must be an integer from 0 to {MAX_NEW_SITES}, got {value:?}"
         ))),
     }
+}
+
+/// Where the circles start: each station's location.
+fn station_points(stations: &[CircleStation]) -> Vec<Coord> {
+    stations
+        .iter()
+        .map(|station| Coord {
+            x: station.lon,
+            y: station.lat,
+        })
+        .collect()
 }
 
 #[cfg(test)]
