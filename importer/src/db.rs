@@ -1,5 +1,6 @@
 //! Checks that need the database (codes already stored, parents, geometry
-//! validity by PostGIS) and the batched inserts.
+//! validity by PostGIS) and the deletes of a replace; the writes are in
+//! `copy.rs`.
 //!
 //! Table and column names in the SQL below come from the constant alias table
 //! in [`crate::fields`], never from input, so formatting them in is safe.
@@ -9,13 +10,13 @@ use std::collections::{HashMap, HashSet};
 use gridmap_model::STORAGE_SRID;
 use sqlx::{PgConnection, Row as _};
 
-use crate::check::{CheckedLayer, Row, Value};
+use crate::check::CheckedLayer;
 use crate::fields::{GeometryKind, LayerSpec, ValueKind};
 use crate::problem::{ImportError, Problems};
 use crate::{Entity, ImportMode, Problem};
 
-/// Rows per INSERT statement: large enough that round trips do not matter,
-/// small enough to keep each message to a few megabytes.
+/// Geometries per validity query: large enough that round trips do not
+/// matter, small enough to keep each message to a few megabytes.
 const BATCH_ROWS: usize = 5_000;
 
 /// Blocks other writers of the tables this import fills until it commits, so
@@ -46,22 +47,31 @@ pub(crate) async fn lock_tables(
 
 /// Records codes already stored, references to parents found nowhere, and
 /// geometries PostGIS considers invalid.
+///
+/// With `repair`, invalid areas are repaired instead (see [`check_geometry`]);
+/// the returned list says per feature what changed.
 pub(crate) async fn check_against_database(
     connection: &mut PgConnection,
-    layers: &[CheckedLayer],
+    layers: &mut [CheckedLayer],
     mode: ImportMode,
+    repair: bool,
     problems: &mut Problems,
-) -> Result<(), ImportError> {
-    let imported = imported_codes(layers);
-    for layer in layers {
-        // Upsert and replace update stored codes, so only insert refuses them.
-        if mode == ImportMode::Insert {
-            check_existing(connection, layer, problems).await?;
+) -> Result<Vec<Problem>, ImportError> {
+    {
+        let imported = imported_codes(layers);
+        for layer in layers.iter() {
+            // Upsert and replace update stored codes, so only insert refuses them.
+            if mode == ImportMode::Insert {
+                check_existing(connection, layer, problems).await?;
+            }
+            check_references(connection, layer, &imported, problems).await?;
         }
-        check_references(connection, layer, &imported, problems).await?;
-        check_geometry(connection, layer, problems).await?;
     }
-    Ok(())
+    let mut repaired = Vec::new();
+    for layer in layers.iter_mut() {
+        check_geometry(connection, layer, repair, problems, &mut repaired).await?;
+    }
+    Ok(repaired)
 }
 
 /// For `--mode replace`: deletes the stored rows of `entity` whose codes
@@ -125,87 +135,6 @@ pub(crate) async fn delete_missing(
             "deleting replaced rows of {table}"
         ))(err)),
     }
-}
-
-/// Writes the rows of `layer` in batches and returns how many rows changed:
-/// inserted, or (in upsert and replace modes) updated because a value differed.
-pub(crate) async fn insert_layer(
-    connection: &mut PgConnection,
-    spec: &LayerSpec,
-    rows: Vec<Row>,
-    mode: ImportMode,
-    progress: &crate::ImportOptions,
-) -> Result<u64, ImportError> {
-    // Rows without a code (roads) cannot be matched; replace emptied their
-    // table already, so they are plain inserts.
-    let sql = match mode {
-        ImportMode::Upsert | ImportMode::Replace if spec.key.is_some() => upsert_sql(spec),
-        _ => insert_sql(spec),
-    };
-    let mut inserted = 0;
-    let mut rows = rows.into_iter();
-    loop {
-        let mut batch: Vec<Row> = rows.by_ref().take(BATCH_ROWS).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let mut query = sqlx::query(&sql);
-        for (index, field) in spec.fields.iter().enumerate() {
-            let column = batch.iter().map(|row| &row.values[index]);
-            query = match field.value {
-                ValueKind::Integer { .. } => query.bind(
-                    column
-                        .map(|value| match value {
-                            Value::Integer(number) => Some(*number),
-                            _ => None,
-                        })
-                        .collect::<Vec<Option<i32>>>(),
-                ),
-                ValueKind::PositiveReal => query.bind(
-                    column
-                        .map(|value| match value {
-                            Value::Real(number) => Some(*number),
-                            _ => None,
-                        })
-                        .collect::<Vec<Option<f64>>>(),
-                ),
-                // A ragged text[][] cannot be unnested row by row, so each
-                // list travels as a JSON array and is unpacked in SQL.
-                ValueKind::List => query.bind(
-                    column
-                        .map(|value| match value {
-                            Value::List(items) => {
-                                serde_json::Value::from(items.clone()).to_string()
-                            }
-                            _ => "[]".to_owned(),
-                        })
-                        .collect::<Vec<String>>(),
-                ),
-                ValueKind::Code(_) | ValueKind::Id | ValueKind::Text | ValueKind::Choice(_) => {
-                    query.bind(
-                        column
-                            .map(|value| value.as_text().map(str::to_owned))
-                            .collect::<Vec<Option<String>>>(),
-                    )
-                }
-            };
-        }
-        let geometries: Vec<Vec<u8>> = batch
-            .iter_mut()
-            .map(|row| row.wkb.take().unwrap_or_default())
-            .collect();
-        let result = query
-            .bind(geometries)
-            .execute(&mut *connection)
-            .await
-            .map_err(ImportError::database(format!(
-                "inserting into {}",
-                spec.entity.table()
-            )))?;
-        inserted += result.rows_affected();
-        progress.advance(batch.len() as u64);
-    }
-    Ok(inserted)
 }
 
 /// The codes each entity gets from this import.
@@ -326,10 +255,17 @@ async fn check_references(
 
 /// Asks PostGIS for the validity of every area and line, naming the reason
 /// (`Self-intersection[x y]`, `Ring Self-intersection`, `Hole lies outside shell`, …).
+///
+/// With `repair`, an invalid area is replaced by the polygons of
+/// `ST_MakeValid` (method `structure`, which keeps the area a crossing ring
+/// encloses rather than dropping it) and the change is added to `repaired`;
+/// an area that repairs to nothing, and every invalid line, stays a problem.
 async fn check_geometry(
     connection: &mut PgConnection,
-    layer: &CheckedLayer,
+    layer: &mut CheckedLayer,
+    repair: bool,
     problems: &mut Problems,
+    repaired: &mut Vec<Problem>,
 ) -> Result<(), ImportError> {
     let geometry = match layer.spec.geometry {
         // Points are valid once their coordinates passed the extent check.
@@ -337,14 +273,28 @@ async fn check_geometry(
         GeometryKind::Area => format!("ST_Multi(ST_GeomFromWKB(u.wkb, {STORAGE_SRID}))"),
         GeometryKind::Line => format!("ST_GeomFromWKB(u.wkb, {STORAGE_SRID})"),
     };
+    let repair_areas = repair && layer.spec.geometry == GeometryKind::Area;
+    let repaired_sql = if repair_areas {
+        "r.g"
+    } else {
+        "NULL::geometry"
+    };
     let sql = format!(
-        "SELECT t.i, ST_IsValidReason(t.g) FROM \
-           (SELECT u.i, {geometry} AS g FROM unnest($1::bytea[]) WITH ORDINALITY AS u(wkb, i)) AS t \
+        "SELECT t.i, ST_IsValidReason(t.g), ST_AsBinary({repaired_sql}), \
+                ST_NumGeometries({repaired_sql}), ST_Area({repaired_sql}::geography) \
+         FROM (SELECT u.i, {geometry} AS g FROM unnest($1::bytea[]) WITH ORDINALITY AS u(wkb, i)) AS t \
+         CROSS JOIN LATERAL (SELECT CASE WHEN {repair_areas} AND NOT ST_IsValid(t.g) THEN \
+             ST_Multi(ST_CollectionExtract(ST_MakeValid(t.g, 'method=structure'), 3)) END AS g) AS r \
          WHERE NOT ST_IsValid(t.g)"
     );
-    let with_geometry: Vec<&Row> = layer.rows.iter().filter(|row| row.wkb.is_some()).collect();
+    let with_geometry: Vec<usize> = (0..layer.rows.len())
+        .filter(|index| layer.rows[*index].wkb.is_some())
+        .collect();
     for batch in with_geometry.chunks(BATCH_ROWS) {
-        let wkbs: Vec<&[u8]> = batch.iter().filter_map(|row| row.wkb.as_deref()).collect();
+        let wkbs: Vec<&[u8]> = batch
+            .iter()
+            .filter_map(|index| layer.rows[*index].wkb.as_deref())
+            .collect();
         let invalid = sqlx::query(&sql)
             .bind(wkbs)
             .fetch_all(&mut *connection)
@@ -354,23 +304,58 @@ async fn check_geometry(
                 layer.file_name
             )))?;
         for record in invalid {
-            let ordinal: i64 = record
-                .try_get(0)
-                .map_err(ImportError::database("reading a validity row"))?;
+            let read = ImportError::database("reading a validity row");
+            let ordinal: i64 = record.try_get(0).map_err(read)?;
             let reason: String = record
                 .try_get(1)
                 .map_err(ImportError::database("reading a validity row"))?;
-            let Some(row) = usize::try_from(ordinal - 1).ok().and_then(|i| batch.get(i)) else {
+            let fixed: Option<Vec<u8>> = record
+                .try_get(2)
+                .map_err(ImportError::database("reading a validity row"))?;
+            let parts: Option<i32> = record
+                .try_get(3)
+                .map_err(ImportError::database("reading a validity row"))?;
+            let area: Option<f64> = record
+                .try_get(4)
+                .map_err(ImportError::database("reading a validity row"))?;
+            let Some(index) = usize::try_from(ordinal - 1)
+                .ok()
+                .and_then(|i| batch.get(i))
+                .copied()
+            else {
                 continue;
             };
-            problems.push(
-                layer.order,
-                layer.problem(
-                    row.feature,
-                    None,
-                    format!("invalid geometry: {}", describe_invalid(&reason)),
-                ),
-            );
+            let feature = layer.rows[index].feature;
+            let described = describe_invalid(&reason);
+            match (fixed, parts) {
+                (Some(wkb), Some(parts)) if parts > 0 => {
+                    repaired.push(layer.problem(
+                        feature,
+                        None,
+                        format!(
+                            "{described} repaired into {parts} polygon{} of {:.1} m² in all",
+                            if parts == 1 { "" } else { "s" },
+                            area.unwrap_or(0.0)
+                        ),
+                    ));
+                    layer.rows[index].wkb = Some(wkb);
+                }
+                _ => {
+                    let suffix = if repair_areas {
+                        "; --repair leaves nothing of it"
+                    } else {
+                        ""
+                    };
+                    problems.push(
+                        layer.order,
+                        layer.problem(
+                            feature,
+                            None,
+                            format!("invalid geometry: {described}{suffix}"),
+                        ),
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -384,111 +369,9 @@ fn describe_invalid(reason: &str) -> String {
     }
 }
 
-fn insert_sql(spec: &LayerSpec) -> String {
-    let columns: Vec<&str> = spec.fields.iter().map(|field| field.column).collect();
-    let mut parameters = Vec::with_capacity(columns.len() + 1);
-    let mut selected = Vec::with_capacity(columns.len() + 1);
-    for (index, field) in spec.fields.iter().enumerate() {
-        let sql_type = match field.value {
-            ValueKind::Integer { .. } => "int4",
-            ValueKind::PositiveReal => "float8",
-            ValueKind::Code(_)
-            | ValueKind::Id
-            | ValueKind::Text
-            | ValueKind::Choice(_)
-            | ValueKind::List => "text",
-        };
-        parameters.push(format!("${}::{sql_type}[]", index + 1));
-        selected.push(match field.value {
-            ValueKind::List => format!(
-                "ARRAY(SELECT jsonb_array_elements_text(t.{}::jsonb))",
-                field.column
-            ),
-            _ => format!("t.{}", field.column),
-        });
-    }
-    parameters.push(format!("${}::bytea[]", columns.len() + 1));
-    selected.push(match spec.geometry {
-        GeometryKind::Area => format!("ST_Multi(ST_GeomFromWKB(t.wkb, {STORAGE_SRID}))"),
-        GeometryKind::Point | GeometryKind::Line => {
-            format!("ST_GeomFromWKB(t.wkb, {STORAGE_SRID})")
-        }
-    });
-    format!(
-        "INSERT INTO {table} ({columns}, geom) SELECT {selected} FROM UNNEST({parameters}) AS t({columns}, wkb)",
-        table = spec.entity.table(),
-        columns = columns.join(", "),
-        selected = selected.join(", "),
-        parameters = parameters.join(", "),
-    )
-}
-
-/// The insert statement plus, for codes already stored, an update of the
-/// columns that differ. The `WHERE … IS DISTINCT FROM` leaves identical rows
-/// untouched, so a re-run writes nothing, fires no change notification for
-/// them, and reports 0 rows. Only for layers with a code.
-fn upsert_sql(spec: &LayerSpec) -> String {
-    let table = spec.entity.table();
-    let key = spec.key.unwrap_or("code");
-    let columns: Vec<&str> = spec
-        .fields
-        .iter()
-        .map(|field| field.column)
-        .filter(|column| *column != key)
-        .chain(std::iter::once("geom"))
-        .collect();
-    let set: Vec<String> = columns
-        .iter()
-        .map(|column| format!("{column} = EXCLUDED.{column}"))
-        .collect();
-    let stored: Vec<String> = columns
-        .iter()
-        .map(|column| format!("{table}.{column}"))
-        .collect();
-    let excluded: Vec<String> = columns
-        .iter()
-        .map(|column| format!("EXCLUDED.{column}"))
-        .collect();
-    format!(
-        "{insert} ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({stored}) IS DISTINCT FROM ({excluded})",
-        insert = insert_sql(spec),
-        set = set.join(", "),
-        stored = stored.join(", "),
-        excluded = excluded.join(", "),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upsert_sql_updates_only_rows_that_differ() {
-        let sql = upsert_sql(LayerSpec::of(Entity::Grids));
-        assert!(
-            sql.contains(" ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "),
-            "{sql}"
-        );
-        assert!(!sql.contains("code = EXCLUDED.code"), "{sql}");
-        assert!(
-            sql.ends_with("IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.community_code, EXCLUDED.kind, EXCLUDED.status, EXCLUDED.worker_name, EXCLUDED.worker_phone, EXCLUDED.geom)"),
-            "{sql}"
-        );
-    }
-
-    #[test]
-    fn insert_sql_unnests_every_column() {
-        let sql = insert_sql(LayerSpec::of(Entity::Stations));
-        assert!(sql.starts_with("INSERT INTO stations (code, kind, name, community_code, grid_code, area_m2, amenities, opening_hours, geom)"), "{sql}");
-        assert!(sql.contains("$6::float8[]"), "{sql}");
-        assert!(
-            sql.contains("ARRAY(SELECT jsonb_array_elements_text(t.amenities::jsonb))"),
-            "{sql}"
-        );
-        assert!(sql.ends_with("$9::bytea[]) AS t(code, kind, name, community_code, grid_code, area_m2, amenities, opening_hours, wkb)"), "{sql}");
-        assert!(insert_sql(LayerSpec::of(Entity::Grids))
-            .contains("ST_Multi(ST_GeomFromWKB(t.wkb, 4490))"));
-    }
 
     #[test]
     fn invalid_reasons_read_as_sentences() {

@@ -79,11 +79,36 @@ const COMMUNITY_KINDS: &[(&str, &[&str])] = &[
 ];
 
 /// Road classes of the walking network, after CJJ 37 street classes.
+/// The OpenStreetMap `highway` values of walkable ways are aliases too.
 const ROAD_CLASSES: &[(&str, &[&str])] = &[
-    ("primary", &["主干路", "主干道"]),
-    ("secondary", &["次干路", "次干道"]),
-    ("residential", &["支路", "小区道路"]),
-    ("footway", &["步行道", "人行道", "步道"]),
+    (
+        "primary",
+        &["主干路", "主干道", "trunk", "primary_link", "trunk_link"],
+    ),
+    (
+        "secondary",
+        &[
+            "次干路",
+            "次干道",
+            "secondary_link",
+            "tertiary",
+            "tertiary_link",
+        ],
+    ),
+    (
+        "residential",
+        &[
+            "支路",
+            "小区道路",
+            "living_street",
+            "service",
+            "unclassified",
+        ],
+    ),
+    (
+        "footway",
+        &["步行道", "人行道", "步道", "path", "pedestrian", "steps"],
+    ),
 ];
 
 fn lookup(
@@ -316,7 +341,7 @@ pub const LAYERS: &[LayerSpec] = &[
         geometry: GeometryKind::Line,
         fields: &[
             FieldSpec::new("name", &["DLMC", "道路名称", "name"], V::Text),
-            FieldSpec::new("class", &["DLDJ", "道路等级", "class"], V::Choice(C::RoadClass)).required(),
+            FieldSpec::new("class", &["DLDJ", "道路等级", "class", "highway"], V::Choice(C::RoadClass)).required(),
         ],
         key: None,
         nesting: &[],

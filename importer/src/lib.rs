@@ -29,12 +29,16 @@
 //!    dependants instead (`skip.rs`). `--rejects` writes them out (`rejects.rs`).
 //! 3. In replace mode, stored rows the import does not contain are deleted,
 //!    children first. Then all layers are written in dependency order, in one
-//!    transaction, with batched `INSERT … SELECT … FROM UNNEST(…)` statements
-//!    (`ON CONFLICT (code) DO UPDATE` in upsert and replace modes).
+//!    transaction, with binary `COPY … FROM STDIN` (`copy.rs`): straight into
+//!    the table for inserts, through a temporary staging table and
+//!    `INSERT … SELECT … ON CONFLICT (code) DO UPDATE` in upsert and replace
+//!    modes.
 
 mod check;
+mod copy;
 mod db;
 mod entity;
+pub mod export;
 pub mod fields;
 mod options;
 mod problem;
@@ -140,7 +144,17 @@ pub async fn import(
         .await
         .map_err(ImportError::database("starting the import transaction"))?;
     db::lock_tables(&mut transaction, &layers).await?;
-    db::check_against_database(&mut transaction, &layers, options.mode, &mut problems).await?;
+    let repaired = db::check_against_database(
+        &mut transaction,
+        &mut layers,
+        options.mode,
+        options.repair,
+        &mut problems,
+    )
+    .await?;
+    for repair in &repaired {
+        tracing::info!(%repair, "geometry repaired");
+    }
     let mut skipped = 0;
     if options.skip_invalid && !problems.has_layer_problems() && !problems.is_empty() {
         skipped = skip::drop_rejected(&mut transaction, &mut layers, &mut problems).await?;
@@ -207,14 +221,12 @@ pub async fn import(
             fields: layer.fields,
         };
         let layer_started = Instant::now();
-        report.rows = db::insert_layer(
-            &mut transaction,
-            layer.spec,
-            layer.rows,
-            options.mode,
-            options,
-        )
-        .await?;
+        // Rows without a code (roads) cannot be matched; replace emptied
+        // their table already, so they are plain inserts.
+        let upsert = matches!(options.mode, ImportMode::Upsert | ImportMode::Replace)
+            && layer.spec.key.is_some();
+        report.rows =
+            copy::write_layer(&mut transaction, layer.spec, layer.rows, upsert, options).await?;
         tracing::info!(
             table = layer.spec.entity.table(),
             rows = report.rows,
@@ -240,6 +252,7 @@ pub async fn import(
         mode: options.mode,
         deleted,
         skipped,
+        repaired,
         skipped_problems: all_problems
             .into_iter()
             .filter(|_| skipped > 0)

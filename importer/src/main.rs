@@ -59,6 +59,18 @@ struct Cli {
     /// Attribute encoding of shapefiles without a .cpg, e.g. CP936 or GB18030
     #[arg(long, value_name = "ENC")]
     encoding: Option<String>,
+    /// Take COLUMN from the source field FIELD, before the alias table (repeatable),
+    /// e.g. --field class=Layer for roads drawn on one DXF layer per class
+    #[arg(long = "field", value_name = "COLUMN=FIELD", value_parser = parse_field_map)]
+    field_map: Vec<(String, String)>,
+    /// Accept coordinates outside China (still lon/lat degrees), for foreign
+    /// test and benchmark data such as an OpenStreetMap extract
+    #[arg(long)]
+    outside_china: bool,
+    /// Repair invalid areas (self-intersecting rings, …) with PostGIS ST_MakeValid
+    /// instead of rejecting them; every repair is listed on stderr
+    #[arg(long)]
+    repair: bool,
     /// Run every check and insert, then roll back: nothing is written
     #[arg(long)]
     dry_run: bool,
@@ -106,6 +118,9 @@ async fn main() -> ExitCode {
             for problem in &report.skipped_problems {
                 eprintln!("{problem}");
             }
+            for repair in &report.repaired {
+                eprintln!("{repair}");
+            }
             print_report(&report, cli.json);
             ExitCode::from(EXIT_LOADED)
         }
@@ -144,6 +159,9 @@ async fn run(cli: &Cli, sources: &[Source]) -> anyhow::Result<ImportReport> {
         skip_invalid: cli.skip_invalid,
         rejects: cli.rejects.clone(),
         encoding: cli.encoding.clone(),
+        field_map: cli.field_map.clone(),
+        outside_china: cli.outside_china,
+        repair: cli.repair,
         progress: bar
             .clone()
             .map(|bar| -> Arc<dyn Progress> { Arc::new(bar) }),
@@ -206,6 +224,15 @@ fn sources(cli: &Cli) -> Result<Vec<Source>, String> {
             }),
         })
         .collect()
+}
+
+fn parse_field_map(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((column, field)) if !column.trim().is_empty() && !field.trim().is_empty() => {
+            Ok((column.trim().to_owned(), field.trim().to_owned()))
+        }
+        _ => Err(format!("{value:?} is not COLUMN=FIELD")),
+    }
 }
 
 fn init_tracing() {

@@ -126,6 +126,17 @@ pub struct ImportOptions {
     /// The attribute encoding of shapefiles that have no `.cpg` (`CP936`,
     /// `GB18030`), passed to GDAL as the dataset's `ENCODING` open option.
     pub encoding: Option<String>,
+    /// Source fields named per column (`class` ← `Layer` for a DXF drawing),
+    /// tried before the alias table; for files whose field names it does
+    /// not know.
+    pub field_map: Vec<(String, String)>,
+    /// Accept coordinates anywhere on earth instead of only in China's extent
+    /// (they must still be degrees). For foreign test and benchmark data
+    /// such as the Helsinki OpenStreetMap extract.
+    pub outside_china: bool,
+    /// Repair invalid areas with PostGIS `ST_MakeValid` instead of rejecting
+    /// them; the report lists every repair.
+    pub repair: bool,
     pub progress: Option<Arc<dyn Progress>>,
 }
 
@@ -138,6 +149,9 @@ impl fmt::Debug for ImportOptions {
             .field("skip_invalid", &self.skip_invalid)
             .field("rejects", &self.rejects)
             .field("encoding", &self.encoding)
+            .field("field_map", &self.field_map)
+            .field("outside_china", &self.outside_china)
+            .field("repair", &self.repair)
             .field("progress", &self.progress.is_some())
             .finish()
     }

@@ -90,6 +90,14 @@ pub enum ImportError {
         #[source]
         source: sqlx::Error,
     },
+    /// A checked feature could not be encoded for COPY (a bug, not bad input:
+    /// every feature reaching the writer passed the checks).
+    #[error("encoding feature {feature} for {table}: {reason}")]
+    Encode {
+        table: &'static str,
+        feature: u64,
+        reason: String,
+    },
     /// The mode cannot apply to a layer kind (upsert of roads, which have no code).
     #[error("--mode {mode} needs a code to match rows by, and {entity} have none; use --mode insert or --mode replace")]
     ModeNotSupported {

@@ -124,7 +124,7 @@ pub(crate) fn read_source(
             return Ok(raw);
         }
     };
-    let field_index = map_fields(&layer, &mut raw);
+    let field_index = map_fields(&layer, &mut raw, &options.field_map);
     let gdal_error = |err| ImportError::Gdal {
         path: source.path.clone(),
         source: err,
@@ -146,7 +146,13 @@ pub(crate) fn read_source(
         // `geometry_by_index` rather than `geometry`: only the former reports a
         // feature without geometry instead of handing out a null geometry.
         let geometry = feature.geometry_by_index(0).ok();
-        let wkb = match prepare_geometry(geometry, spec.geometry, transform.as_ref(), offset) {
+        let wkb = match prepare_geometry(
+            geometry,
+            spec.geometry,
+            transform.as_ref(),
+            offset,
+            options.outside_china,
+        ) {
             Ok(wkb) => Some(wkb),
             Err(reason) => {
                 raw.problems
@@ -182,7 +188,14 @@ pub(crate) fn read_source(
 /// other drivers ignore it with a warning.
 fn open(source: &Source, encoding: Option<&str>) -> Result<Dataset, gdal::errors::GdalError> {
     let encoding_option = encoding.map(|encoding| format!("ENCODING={encoding}"));
-    let open_options: Vec<&str> = encoding_option.iter().map(String::as_str).collect();
+    let mut open_options: Vec<&str> = encoding_option.iter().map(String::as_str).collect();
+    let extension = source
+        .path
+        .extension()
+        .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+    if extension.as_deref() == Some("csv") {
+        open_options.extend(CSV_OPEN_OPTIONS);
+    }
     let options = DatasetOptions {
         open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
         open_options: (!open_options.is_empty()).then_some(open_options.as_slice()),
@@ -190,6 +203,15 @@ fn open(source: &Source, encoding: Option<&str>) -> Result<Dataset, gdal::errors
     };
     Dataset::open_ex(&source.path, options)
 }
+
+/// A CSV's geometry: a WKT column, or longitude and latitude columns under
+/// the names Chinese spreadsheets use; those columns are not fields.
+const CSV_OPEN_OPTIONS: [&str; 4] = [
+    "GEOM_POSSIBLE_NAMES=WKT,geometry,geom,几何",
+    "X_POSSIBLE_NAMES=lon,lng,longitude,x,经度,JD",
+    "Y_POSSIBLE_NAMES=lat,latitude,y,纬度,WD",
+    "KEEP_GEOM_COLUMNS=NO",
+];
 
 /// One feature as found in its file, for the rejects file: every attribute
 /// as JSON and the geometry as GeoJSON, untransformed.
@@ -259,8 +281,13 @@ fn field_json(value: Option<gdal::vector::FieldValue>) -> serde_json::Value {
     }
 }
 
-/// The layer named after the entity, else the only layer.
+/// The layer named after the entity, else the only layer. In an
+/// OpenStreetMap file, the layer of the entity's geometry filtered to its
+/// features (see [`osm_layer`]).
 fn pick_layer<'a>(dataset: &'a Dataset, source: &Source) -> Result<Layer<'a>, String> {
+    if dataset.driver().short_name() == "OSM" {
+        return osm_layer(dataset, source.entity);
+    }
     let layers: Vec<Layer<'a>> = dataset.layers().collect();
     let names: Vec<String> = layers.iter().map(LayerAccess::name).collect();
     let named = names.iter().position(|name| {
@@ -282,6 +309,36 @@ fn pick_layer<'a>(dataset: &'a Dataset, source: &Source) -> Result<Layer<'a>, St
             source.entity
         )
     })
+}
+
+/// Walkable OpenStreetMap ways: their `highway` values are aliases of the
+/// road classes in [`crate::fields`].
+const OSM_WALKABLE: &str =
+    "'trunk','primary','primary_link','trunk_link','secondary','secondary_link',\
+    'tertiary','tertiary_link','residential','living_street','service','unclassified',\
+    'footway','path','pedestrian','steps'";
+
+/// The layer of an OpenStreetMap file that holds `entity`: walkable ways
+/// for roads (OSM has no codes, so only roads import without a mapping),
+/// building outlines for buildings, addressed nodes for addresses.
+fn osm_layer(dataset: &Dataset, entity: crate::Entity) -> Result<Layer<'_>, String> {
+    let (name, filter) = match entity {
+        crate::Entity::Roads => ("lines", format!("highway IN ({OSM_WALKABLE})")),
+        crate::Entity::Buildings => ("multipolygons", "building IS NOT NULL".to_owned()),
+        crate::Entity::Addresses => ("points", "other_tags LIKE '%addr:%'".to_owned()),
+        other => {
+            return Err(format!(
+                "OpenStreetMap files hold roads, buildings and addresses, not {other}"
+            ))
+        }
+    };
+    let mut layer = dataset
+        .layer_by_name(name)
+        .map_err(|err| format!("the OpenStreetMap file has no {name} layer ({err})"))?;
+    layer
+        .set_attribute_filter(&filter)
+        .map_err(|err| format!("cannot filter the {name} layer ({err})"))?;
+    Ok(layer)
 }
 
 /// How geometries get to EPSG:4490.
@@ -377,11 +434,19 @@ fn epsg_code(srs: &SpatialRef) -> Option<i32> {
 
 /// Finds the source field of every column and records layer-level problems
 /// for required columns that no field feeds.
-fn map_fields(layer: &Layer<'_>, raw: &mut RawLayer) -> Vec<Option<usize>> {
+fn map_fields(
+    layer: &Layer<'_>,
+    raw: &mut RawLayer,
+    field_map: &[(String, String)],
+) -> Vec<Option<usize>> {
     let names: Vec<String> = layer.defn().fields().map(|field| field.name()).collect();
     let mut indexes = Vec::with_capacity(raw.spec.fields.len());
     for (spec, used) in raw.spec.fields.iter().zip(raw.fields.iter_mut()) {
-        let found = spec.aliases.iter().find_map(|alias| {
+        let given = field_map
+            .iter()
+            .filter(|(column, _)| column == spec.column)
+            .map(|(_, source)| source.as_str());
+        let found = given.chain(spec.aliases.iter().copied()).find_map(|alias| {
             names
                 .iter()
                 .position(|name| name.to_lowercase() == alias.to_lowercase())
@@ -424,6 +489,7 @@ fn prepare_geometry(
     kind: GeometryKind,
     transform: Option<&CoordTransform>,
     offset: Option<LonLatCrs>,
+    outside_china: bool,
 ) -> Result<Vec<u8>, String> {
     let Some(geometry) = geometry else {
         return Err("the feature has no geometry".to_owned());
@@ -443,7 +509,11 @@ fn prepare_geometry(
     };
     // The offsets move points by less than a kilometre, so the extent check
     // on the offset coordinates catches swapped axes and metres just as well.
-    check_extent(&geometry)?;
+    if outside_china {
+        check_degrees(&geometry)?;
+    } else {
+        check_extent(&geometry)?;
+    }
     let mut wkb = geometry
         .wkb()
         .map_err(|err| format!("the geometry cannot be encoded as WKB ({err})"))?;
@@ -459,7 +529,7 @@ fn prepare_geometry(
 /// Rewrites every coordinate of a 2D WKB geometry in place. GDAL has no
 /// transformation for GCJ-02 or BD-09, and walking the WKB avoids rebuilding
 /// the geometry part by part.
-fn map_wkb_points(
+pub(crate) fn map_wkb_points(
     wkb: &mut [u8],
     position: &mut usize,
     map: &dyn Fn(f64, f64) -> (f64, f64),
@@ -654,6 +724,23 @@ fn check_extent(geometry: &Geometry) -> Result<(), String> {
     ))
 }
 
+/// With `--outside-china`: coordinates need only be degrees at all.
+fn check_degrees(geometry: &Geometry) -> Result<(), String> {
+    let envelope = geometry.envelope();
+    if envelope.MinX >= -180.0
+        && envelope.MaxX <= 180.0
+        && envelope.MinY >= -90.0
+        && envelope.MaxY <= 90.0
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "coordinates are not longitude/latitude degrees: x {}..{}, y {}..{}; \
+         check the declared CRS",
+        envelope.MinX, envelope.MaxX, envelope.MinY, envelope.MaxY
+    ))
+}
+
 /// The file name shown in problems and reports.
 pub(crate) fn display_name(path: &Path) -> String {
     path.file_name().map_or_else(
@@ -671,7 +758,7 @@ mod tests {
     }
 
     fn prepare(text: &str, kind: GeometryKind) -> Result<Vec<u8>, String> {
-        prepare_geometry(Some(&wkt(text)), kind, None, None)
+        prepare_geometry(Some(&wkt(text)), kind, None, None, false)
     }
 
     #[test]
@@ -730,9 +817,11 @@ mod tests {
             GeometryKind::Point,
             "projected CRS",
         );
-        assert!(prepare_geometry(None, GeometryKind::Point, None, None)
-            .unwrap_err()
-            .contains("no geometry"));
+        assert!(
+            prepare_geometry(None, GeometryKind::Point, None, None, false)
+                .unwrap_err()
+                .contains("no geometry")
+        );
     }
 
     #[test]
@@ -747,6 +836,7 @@ mod tests {
             GeometryKind::Point,
             plan.transform.as_ref(),
             None,
+            false,
         )
         .unwrap();
         let (lon, lat, _) = Geometry::from_wkb(&wkb).unwrap().get_point(0);
@@ -780,6 +870,7 @@ mod tests {
             GeometryKind::Point,
             plan.transform.as_ref(),
             None,
+            false,
         )
         .unwrap_err();
         assert!(err.contains("metres"), "{err}");
@@ -808,8 +899,14 @@ mod tests {
             let text = format!("MULTIPOLYGON ((({})))", shifted.join(","));
             let plan = plan_crs(None, Some(SourceCrs::Offset(crs))).unwrap();
             assert!(plan.offset.is_some() && plan.transform.is_none());
-            let wkb =
-                prepare_geometry(Some(&wkt(&text)), GeometryKind::Area, None, plan.offset).unwrap();
+            let wkb = prepare_geometry(
+                Some(&wkt(&text)),
+                GeometryKind::Area,
+                None,
+                plan.offset,
+                false,
+            )
+            .unwrap();
             let mut points = Vec::new();
             Geometry::from_wkb(&wkb)
                 .unwrap()
@@ -825,6 +922,7 @@ mod tests {
             GeometryKind::Point,
             None,
             Some(LonLatCrs::Gcj02),
+            false,
         );
         assert!(swapped.unwrap_err().contains("look swapped"));
     }

@@ -48,6 +48,9 @@ pub struct ImportReport {
     pub skipped: u64,
     /// Why they were left out: the first [`crate::MAX_PROBLEMS`] problems.
     pub skipped_problems: Vec<Problem>,
+    /// With `--repair`: each invalid area that was repaired and into what
+    /// (`Ring Self-intersection at (…) repaired into 2 polygons of … m² in all`).
+    pub repaired: Vec<Problem>,
     /// Time spent reading the files.
     #[serde(serialize_with = "as_seconds")]
     pub read_time: Duration,

@@ -139,8 +139,10 @@ async fn as_names_the_entity_of_files_with_other_names(pool: PgPool) {
 fn usage_errors_exit_64_before_touching_any_database() {
     let dir = TempDir::new("cli-usage");
     let survey = dir.write("survey.geojson", &collection(&[feature(json!({}), area())]));
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &[],
+        &["--as", "roads", "--field", "class", text(&survey)],
+        &["--as", "roads", "--field", "=Layer", text(&survey)],
         &[text(&survey)],
         &["--as", "parcels", text(&survey)],
         &["--as", "grids", "--mode", "merge", text(&survey)],
@@ -245,4 +247,32 @@ async fn skip_invalid_loads_the_rest_and_lists_the_skipped(pool: PgPool) {
     let rejected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&rejects).unwrap()).unwrap();
     assert_eq!(rejected["features"][0]["properties"]["_feature"], json!(2));
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn repair_prints_each_repair_and_loads(pool: PgPool) {
+    let dir = TempDir::new("cli-repair");
+    let chain = dir.chain();
+    let parents: Vec<&str> = chain[..3].iter().map(|source| text(&source.path)).collect();
+    assert_eq!(run_against(&pool, &parents).await.status.code(), Some(0));
+    let grids = dir.layer(
+        Entity::Grids,
+        &[grid("370681001001002", COMMUNITY, bow_tie())],
+    );
+
+    let output = run_against(&pool, &["--repair", text(&grids.path)]).await;
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "grids.geojson feature 1: Self-intersection at (120.31 37.61) repaired into 2 polygons"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let parts: i32 = sqlx::query_scalar("SELECT ST_NumGeometries(geom) FROM grids")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(parts, 2);
 }

@@ -21,6 +21,8 @@ const PARENTS: [&str; 5] = ["districts", "streets", "communities", "grids", "gri
 struct Run {
     elapsed: Duration,
     peak_rss_kib: u64,
+    /// gridmap-import's own read, check and write times (its `--json` report).
+    phases: Option<[f64; 3]>,
 }
 
 /// Runs the benchmark and prints medians, the ratio and peak memory.
@@ -91,7 +93,7 @@ pub async fn run(scale: f64, runs: usize, out: Option<PathBuf>) -> anyhow::Resul
             }
             let mut command = Command::new(&importer);
             command
-                .args(["--as", "buildings"])
+                .args(["--as", "buildings", "--json"])
                 .arg(input)
                 .env("DATABASE_URL", &url)
                 .env("RUST_LOG", "warn");
@@ -140,6 +142,21 @@ pub async fn run(scale: f64, runs: usize, out: Option<PathBuf>) -> anyhow::Resul
             out,
             "    ratio gridmap-import / ogr2ogr {:>8.2}x",
             ours_median.as_secs_f64() / theirs_median.as_secs_f64()
+        )?;
+        let phase = |index: usize| {
+            let mut times: Vec<f64> = ours
+                .iter()
+                .filter_map(|run| run.phases.map(|phases| phases[index]))
+                .collect();
+            times.sort_by(f64::total_cmp);
+            times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        writeln!(
+            out,
+            "    gridmap-import phases (median)  read {:.2} s, check {:.2} s, write {:.2} s",
+            phase(0),
+            phase(1),
+            phase(2)
         )?;
     }
     Ok(())
@@ -217,8 +234,18 @@ fn timed(command: &mut Command, dir: &Path, label: &str) -> anyhow::Result<Run> 
         };
     }
     let started = Instant::now();
-    check_status(&mut wrapped, label)?;
+    let output = check_status(&mut wrapped, label)?;
     let elapsed = started.elapsed();
+    let phases = serde_json::from_slice::<serde_json::Value>(&output.stdout)
+        .ok()
+        .and_then(|report| {
+            let seconds = |key: &str| report.get(key).and_then(serde_json::Value::as_f64);
+            Some([
+                seconds("read_time")?,
+                seconds("check_time")?,
+                seconds("write_time")?,
+            ])
+        });
     let text = std::fs::read_to_string(&report)
         .with_context(|| format!("reading {}", report.display()))?;
     let peak_rss_kib = text
@@ -237,10 +264,11 @@ fn timed(command: &mut Command, dir: &Path, label: &str) -> anyhow::Result<Run> 
     Ok(Run {
         elapsed,
         peak_rss_kib,
+        phases,
     })
 }
 
-fn check_status(command: &mut Command, what: &str) -> anyhow::Result<()> {
+fn check_status(command: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
     let output = command
         .output()
         .with_context(|| format!("{what}: starting {:?}", command.get_program()))?;
@@ -250,7 +278,7 @@ fn check_status(command: &mut Command, what: &str) -> anyhow::Result<()> {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    Ok(())
+    Ok(output)
 }
 
 /// The number of features in the only layer of `path`, from `ogrinfo -so`.
