@@ -53,7 +53,7 @@ async fn points_with_grids(state: &AppState, n_points: usize) -> Vec<(f64, f64, 
         .map(|_| {
             let (lon, lat) = (rng.gen_range(west..east), rng.gen_range(south..north));
             let single = gridmap_server::lookup_answer(&index, lon, lat, crs);
-            (lon, lat, single.grid.map(|grid| grid.code))
+            (lon, lat, single.grid.map(|grid| grid.code.to_string()))
         })
         .collect()
 }

@@ -74,7 +74,12 @@ async fn lookup_matches_postgis_on_10000_points() {
     let mut outside = 0;
     let mut mismatches = Vec::new();
     for ((x, y), (_, expected)) in points.iter().zip(&oracle) {
-        let got = index.locate(*x, *y).map(|hit| hit.code.clone());
+        let got = index.locate(*x, *y).map(|hit| hit.code.to_string());
+        // The cell grid and the R-tree of boxes are independent first steps.
+        let by_boxes = index
+            .locate_by_boxes(*x, *y)
+            .map(|hit| hit.code.to_string());
+        assert_eq!(got, by_boxes, "({x}, {y}): cells and boxes disagree");
         if index.locate_all(*x, *y).len() > 1 {
             on_shared_boundary += 1;
         }

@@ -521,11 +521,11 @@ impl Output {
 
     fn write_row(&mut self, id: &RowId, chain: Option<&GridChain>, error: Option<&str>) {
         let codes = [
-            chain.map(|chain| chain.grid.code.as_str()),
-            chain.map(|chain| chain.grid.name.as_str()),
-            chain.map(|chain| chain.community.code.as_str()),
-            chain.map(|chain| chain.street.code.as_str()),
-            chain.map(|chain| chain.district.code.as_str()),
+            chain.map(|chain| &*chain.grid.code),
+            chain.map(|chain| &*chain.grid.name),
+            chain.map(|chain| &*chain.community.code),
+            chain.map(|chain| &*chain.street.code),
+            chain.map(|chain| &*chain.district.code),
         ];
         match self.format {
             OutputFormat::Csv => {

@@ -1,6 +1,9 @@
 //! The in-memory indexes the lookups read, built from PostGIS: grids with
 //! their administrative chain, grid units, buildings with their addresses and
 //! stations by kind, held together in one immutable [`LookupIndex`] snapshot.
+//!
+//! Every text an answer repeats (codes, names, kinds) is an `Arc<str>`, so
+//! answering a lookup copies pointers, not strings.
 
 use gridmap_index::{IndexedPoint, Located, PointIndex, PolygonIndex};
 use gridmap_model::StationKind;
@@ -13,8 +16,8 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct GridChain {
     pub grid: Unit,
-    pub kind: String,
-    pub status: String,
+    pub kind: Arc<str>,
+    pub status: Arc<str>,
     pub community: Unit,
     pub street: Unit,
     pub district: Unit,
@@ -23,19 +26,19 @@ pub struct GridChain {
 /// A code and name at one level of the administrative chain.
 #[derive(Debug, Clone, Serialize)]
 pub struct Unit {
-    pub code: String,
-    pub name: String,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
 }
 
 pub type GridIndex = PolygonIndex<GridChain>;
 
 /// Grid units keyed by code, with their names as payload.
-pub type GridUnitIndex = PolygonIndex<String>;
+pub type GridUnitIndex = PolygonIndex<Arc<str>>;
 
 /// What a lookup answers about a building besides its code.
 #[derive(Debug, Clone)]
 pub struct BuildingInfo {
-    pub name: String,
+    pub name: Arc<str>,
     pub floors: Option<i32>,
     pub address: Option<AddressInfo>,
 }
@@ -43,8 +46,8 @@ pub struct BuildingInfo {
 /// A standard address (标准地址) of a building.
 #[derive(Debug, Clone, Serialize)]
 pub struct AddressInfo {
-    pub code: String,
-    pub address: String,
+    pub code: Arc<str>,
+    pub address: Arc<str>,
 }
 
 pub type BuildingIndex = PolygonIndex<BuildingInfo>;
@@ -52,8 +55,8 @@ pub type BuildingIndex = PolygonIndex<BuildingInfo>;
 /// The public attributes of a station.
 #[derive(Debug, Clone)]
 pub struct StationInfo {
-    pub code: String,
-    pub name: String,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
     pub kind: StationKind,
 }
 
@@ -117,7 +120,7 @@ const STATION_TABLES: &[&str] = &["stations"];
 #[derive(Debug)]
 pub struct Resolved<'a> {
     pub grid: Option<&'a GridChain>,
-    pub grid_unit: Option<&'a Located<String>>,
+    pub grid_unit: Option<&'a Located<Arc<str>>>,
     pub building: Option<&'a Located<BuildingInfo>>,
     /// The nearest station of each kind with its distance in metres.
     pub nearest_stations: Vec<(&'a StationInfo, f64)>,
@@ -221,31 +224,36 @@ async fn build(
 pub async fn load_grid_index(pool: &sqlx::PgPool) -> Result<GridIndex, StoreError> {
     let started = Instant::now();
     let records = gridmap_store::queries::load_grids(pool).await?;
+    // Communities, streets and districts repeat over their grids: one copy each.
+    let mut shared = Interner::default();
     let items = records
         .into_iter()
-        .map(|record| Located {
-            code: record.code.clone(),
-            payload: GridChain {
-                grid: Unit {
-                    code: record.code,
-                    name: record.name,
+        .map(|record| {
+            let code: Arc<str> = record.code.into();
+            Located {
+                code: Arc::clone(&code),
+                payload: GridChain {
+                    grid: Unit {
+                        code,
+                        name: record.name.into(),
+                    },
+                    kind: shared.intern(record.kind),
+                    status: shared.intern(record.status),
+                    community: Unit {
+                        code: shared.intern(record.community_code),
+                        name: shared.intern(record.community_name),
+                    },
+                    street: Unit {
+                        code: shared.intern(record.street_code),
+                        name: shared.intern(record.street_name),
+                    },
+                    district: Unit {
+                        code: shared.intern(record.district_code),
+                        name: shared.intern(record.district_name),
+                    },
                 },
-                kind: record.kind,
-                status: record.status,
-                community: Unit {
-                    code: record.community_code,
-                    name: record.community_name,
-                },
-                street: Unit {
-                    code: record.street_code,
-                    name: record.street_name,
-                },
-                district: Unit {
-                    code: record.district_code,
-                    name: record.district_name,
-                },
-            },
-            polygon: record.geom,
+                polygon: record.geom,
+            }
         })
         .collect();
     let index = PolygonIndex::new(items);
@@ -263,8 +271,8 @@ async fn load_grid_unit_index(pool: &sqlx::PgPool) -> Result<GridUnitIndex, Stor
     let items = records
         .into_iter()
         .map(|record| Located {
-            code: record.code,
-            payload: record.name,
+            code: record.code.into(),
+            payload: record.name.into(),
             polygon: record.geom,
         })
         .collect();
@@ -283,13 +291,14 @@ async fn load_building_index(pool: &sqlx::PgPool) -> Result<BuildingIndex, Store
     let items: Vec<_> = records
         .into_iter()
         .map(|record| Located {
-            code: record.code,
+            code: record.code.into(),
             payload: BuildingInfo {
-                name: record.name,
+                name: record.name.into(),
                 floors: record.floors,
-                address: record
-                    .address
-                    .map(|(code, address)| AddressInfo { code, address }),
+                address: record.address.map(|(code, address)| AddressInfo {
+                    code: code.into(),
+                    address: address.into(),
+                }),
             },
             polygon: record.geom,
         })
@@ -316,8 +325,8 @@ async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreEr
                     lon: record.lon,
                     lat: record.lat,
                     payload: StationInfo {
-                        code: record.code.clone(),
-                        name: record.name.clone(),
+                        code: record.code.as_str().into(),
+                        name: record.name.as_str().into(),
                         kind,
                     },
                 })
@@ -328,4 +337,19 @@ async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreEr
     let index = StationIndex { by_kind };
     tracing::info!(stations = index.len(), "station index built");
     Ok(index)
+}
+
+/// One shared copy of each distinct text.
+#[derive(Default)]
+struct Interner(std::collections::HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn intern(&mut self, text: String) -> Arc<str> {
+        if let Some(shared) = self.0.get(&text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = text.as_str().into();
+        self.0.insert(text, Arc::clone(&shared));
+        shared
+    }
 }

@@ -20,7 +20,8 @@ bbox=$(psql "$DATABASE_URL" -XAtc "SELECT concat_ws(',', ST_XMin(e), ST_YMin(e),
                                      FROM (SELECT ST_Extent(geom)::geometry e FROM grids) x")
 export GRIDMAP_BBOX=$bbox
 
-RUST_LOG=warn target/release/gridmap-server --bind "127.0.0.1:$port" &
+# The public rate limit (per client address) would cap a loopback benchmark.
+RUST_LOG=warn target/release/gridmap-server --bind "127.0.0.1:$port" --public-rate-limit 0 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done

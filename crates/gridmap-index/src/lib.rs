@@ -1,9 +1,13 @@
 //! In-memory spatial indexes for exact point-in-grid lookups and nearest
 //! neighbours (stations by geodesic distance, grids by distance to their edge).
 //!
-//! An R-tree (rstar) over each polygon's bounding box narrows a query to a few
-//! candidates; an exact, boundary-inclusive point-in-polygon test (geo's
-//! robust predicates) then decides.
+//! A uniform grid of cells over all polygons names, for most points, the
+//! polygon covering the point's whole cell; elsewhere it lists the few
+//! polygons to test, in code order, and an exact, boundary-inclusive
+//! point-in-polygon test on the prepared polygon ([`PreparedPolygon`]: its own
+//! grid of inside/outside/boundary cells, then y-slabs of edges and geo's
+//! robust predicates) decides. An R-tree (rstar) of bounding boxes serves the
+//! nearest-edge search and an independent locate path for tests.
 //!
 //! **Boundary rule.** A point on a shared edge or vertex lies in the closed area
 //! of several grids. The index answers with the one whose code sorts first,
@@ -15,10 +19,13 @@
 //!  ORDER BY code LIMIT 1;
 //! ```
 
+mod cell_index;
 pub mod local_metres;
 pub mod point_index;
 pub mod polygon_index;
+pub mod prepared;
 
 pub use local_metres::LocalMetres;
 pub use point_index::{IndexedPoint, NearestPoint, PointIndex};
 pub use polygon_index::{Located, PolygonIndex};
+pub use prepared::{Position, PreparedPolygon};

@@ -1,16 +1,21 @@
-//! [`PolygonIndex`]: an R-tree of polygons keyed by code.
+//! [`PolygonIndex`]: an R-tree of polygons keyed by code, each polygon
+//! prepared for exact point tests ([`PreparedPolygon`]).
 
+use crate::cell_index::{entry_item, Candidates, CellIndex};
+use crate::prepared::PreparedPolygon;
 use crate::LocalMetres;
-use geo::{BoundingRect, Coord, Intersects, MultiPolygon, Point};
+use geo::{BoundingRect, MultiPolygon};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{RTree, AABB};
+use rstar::{Envelope as _, ParentNode, RTree, RTreeNode, RTreeObject as _};
+use std::sync::Arc;
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
 /// One indexed polygon with its code and a caller-defined payload.
 #[derive(Debug, Clone)]
 pub struct Located<T> {
-    pub code: String,
+    /// Shared, so that answers can hand it out without copying the text.
+    pub code: Arc<str>,
     pub polygon: MultiPolygon<f64>,
     pub payload: T,
 }
@@ -20,6 +25,11 @@ pub struct Located<T> {
 pub struct PolygonIndex<T> {
     items: Vec<Located<T>>,
     tree: RTree<Entry>,
+    /// The prepared parts of item `i` are `parts[part_start[i]..part_start[i + 1]]`.
+    parts: Vec<PreparedPolygon>,
+    part_start: Vec<usize>,
+    /// The first step of [`PolygonIndex::locate`].
+    cells: CellIndex,
 }
 
 impl<T> PolygonIndex<T> {
@@ -44,10 +54,28 @@ impl<T> PolygonIndex<T> {
                 ))
             })
             .collect();
-        Self {
+        let mut parts = Vec::new();
+        let mut part_start = Vec::with_capacity(items.len() + 1);
+        for item in &items {
+            part_start.push(parts.len());
+            parts.extend(item.polygon.0.iter().filter_map(PreparedPolygon::new));
+        }
+        part_start.push(parts.len());
+        let mut index = Self {
             items,
             tree: RTree::bulk_load(entries),
-        }
+            parts,
+            part_start,
+            cells: CellIndex::new(&[], |_, _, _| false),
+        };
+        let polygons: Vec<_> = index
+            .items
+            .iter()
+            .map(|item| (&item.polygon, item.polygon.bounding_rect()))
+            .collect();
+        let cells = CellIndex::new(&polygons, |idx, x, y| index.covers(idx, x, y));
+        index.cells = cells;
+        index
     }
 
     /// Number of indexed polygons.
@@ -65,27 +93,73 @@ impl<T> PolygonIndex<T> {
     /// one with the smallest code (see the crate documentation).
     #[must_use]
     pub fn locate(&self, x: f64, y: f64) -> Option<&Located<T>> {
-        let point = Point(Coord { x, y });
-        self.tree
-            .locate_in_envelope_intersecting(&AABB::from_point([x, y]))
-            .map(|entry| entry.data)
-            .filter(|&idx| self.items[idx].polygon.intersects(&point))
-            .min()
-            .map(|idx| &self.items[idx])
+        match self.cells.candidates(x, y) {
+            Candidates::None => None,
+            Candidates::Item(idx) => Some(&self.items[idx]),
+            Candidates::Test(entries) => entries.iter().find_map(|&entry| {
+                let (idx, covers_cell) = entry_item(entry);
+                (covers_cell || self.covers(idx, x, y)).then(|| &self.items[idx])
+            }),
+        }
+    }
+
+    /// [`PolygonIndex::locate`] by way of the R-tree of bounding boxes
+    /// rather than the cells: an independent path for tests.
+    #[must_use]
+    pub fn locate_by_boxes(&self, x: f64, y: f64) -> Option<&Located<T>> {
+        let mut best = usize::MAX;
+        self.visit_boxes_at(self.tree.root(), [x, y], &mut |idx| {
+            // Items are in code order: only a smaller index can still win.
+            if idx < best && self.covers(idx, x, y) {
+                best = idx;
+            }
+        });
+        self.items.get(best)
     }
 
     /// Every polygon whose closed area covers `(x, y)`, in code order.
     #[must_use]
     pub fn locate_all(&self, x: f64, y: f64) -> Vec<&Located<T>> {
-        let point = Point(Coord { x, y });
-        let mut hits: Vec<usize> = self
-            .tree
-            .locate_in_envelope_intersecting(&AABB::from_point([x, y]))
-            .map(|entry| entry.data)
-            .filter(|&idx| self.items[idx].polygon.intersects(&point))
-            .collect();
+        let mut hits = Vec::new();
+        self.visit_boxes_at(self.tree.root(), [x, y], &mut |idx| {
+            if self.covers(idx, x, y) {
+                hits.push(idx);
+            }
+        });
         hits.sort_unstable();
         hits.into_iter().map(|idx| &self.items[idx]).collect()
+    }
+
+    /// Whether item `idx` covers `(x, y)`: the exact, boundary-inclusive test.
+    fn covers(&self, idx: usize, x: f64, y: f64) -> bool {
+        self.parts[self.part_start[idx]..self.part_start[idx + 1]]
+            .iter()
+            .any(|part| part.covers(x, y))
+    }
+
+    /// Calls `visit` with every item whose bounding box holds `point`. A plain
+    /// recursive descent: rstar's query iterators keep a heap-allocated stack,
+    /// which costs more than the whole search on a small tree.
+    fn visit_boxes_at(
+        &self,
+        node: &ParentNode<Entry>,
+        point: [f64; 2],
+        visit: &mut impl FnMut(usize),
+    ) {
+        for child in node.children() {
+            match child {
+                RTreeNode::Leaf(entry) => {
+                    if entry.geom().envelope().contains_point(&point) {
+                        visit(entry.data);
+                    }
+                }
+                RTreeNode::Parent(parent) => {
+                    if parent.envelope().contains_point(&point) {
+                        self.visit_boxes_at(parent, point, visit);
+                    }
+                }
+            }
+        }
     }
 
     /// The polygon whose boundary is nearest to `(x, y)`, with that distance
@@ -116,6 +190,16 @@ impl<T> PolygonIndex<T> {
         best.map(|(idx, metres)| (&self.items[idx], metres))
     }
 
+    /// Bytes held by the prepared polygons, for capacity planning.
+    #[must_use]
+    pub fn prepared_heap_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|part| std::mem::size_of_val(part) + part.heap_bytes())
+            .sum::<usize>()
+            + self.cells.heap_bytes()
+    }
+
     /// All indexed items, in code order.
     pub fn iter(&self) -> impl Iterator<Item = &Located<T>> {
         self.items.iter()
@@ -125,11 +209,11 @@ impl<T> PolygonIndex<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geo::{polygon, MultiPolygon};
+    use geo::{polygon, Coord, MultiPolygon};
 
     fn square(code: &str, x0: f64, y0: f64, size: f64) -> Located<()> {
         Located {
-            code: code.to_owned(),
+            code: code.into(),
             polygon: MultiPolygon(vec![polygon![
                 (x: x0, y: y0),
                 (x: x0 + size, y: y0),
@@ -154,7 +238,7 @@ mod tests {
     fn check(x: f64, y: f64, expected: Option<&str>) {
         let index = index();
         assert_eq!(
-            index.locate(x, y).map(|hit| hit.code.as_str()),
+            index.locate(x, y).map(|hit| &*hit.code),
             expected,
             "({x}, {y})"
         );
@@ -189,13 +273,13 @@ mod tests {
     fn nearest_measures_to_the_closest_boundary() {
         let index = index();
         let (hit, metres) = index.nearest(2.5, 0.5).unwrap();
-        assert_eq!(hit.code, "b");
+        assert_eq!(&*hit.code, "b");
         let expected = -LocalMetres::at(2.5, 0.5)
             .project(Coord { x: 2.0, y: 0.5 })
             .x;
         assert!((metres - expected).abs() < 1.0, "{metres} vs {expected}");
         // Beyond the shared corner (2, 1) squares b and d tie; b sorts first.
-        assert_eq!(index.nearest(2.5, 1.0).unwrap().0.code, "b");
+        assert_eq!(&*index.nearest(2.5, 1.0).unwrap().0.code, "b");
         assert!(PolygonIndex::<()>::new(Vec::new())
             .nearest(0.0, 0.0)
             .is_none());
@@ -205,7 +289,7 @@ mod tests {
     fn bounding_box_alone_is_not_enough() {
         // An L-shaped polygon whose bounding box covers (1.5, 1.5).
         let l_shape = Located {
-            code: "l".to_owned(),
+            code: "l".into(),
             polygon: MultiPolygon(vec![polygon![
                 (x: 0.0, y: 0.0),
                 (x: 2.0, y: 0.0),
@@ -220,5 +304,47 @@ mod tests {
         let index = PolygonIndex::new(vec![l_shape]);
         assert!(index.locate(1.5, 1.5).is_none());
         assert!(index.locate(0.5, 1.5).is_some());
+    }
+
+    #[test]
+    fn cells_agree_with_brute_force_on_a_lattice_with_overlaps() {
+        use geo::Intersects;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // A 12 x 12 lattice of squares with codes in random order, plus
+        // overlapping squares of other sizes, and one far away.
+        let mut items = Vec::new();
+        for i in 0..12 {
+            for j in 0..12 {
+                let code = format!("{:04}", rng.gen_range(0..10_000));
+                items.push(square(&code, f64::from(i) * 0.1, f64::from(j) * 0.1, 0.1));
+            }
+        }
+        for k in 0..10 {
+            let (x0, y0) = (rng.gen_range(0.0..1.0), rng.gen_range(0.0..1.0));
+            items.push(square(&format!("o{k}"), x0, y0, rng.gen_range(0.01..0.4)));
+        }
+        items.push(square("far", 30.0, 30.0, 0.01));
+        let brute: Vec<Located<()>> = items.clone();
+        let index = PolygonIndex::new(items);
+        let mut points: Vec<(f64, f64)> = (0..20_000)
+            .map(|_| (rng.gen_range(-0.1..1.3), rng.gen_range(-0.1..1.3)))
+            .collect();
+        for i in 0..=24 {
+            for j in 0..=24 {
+                points.push((f64::from(i) * 0.05, f64::from(j) * 0.05));
+            }
+        }
+        points.push((30.005, 30.01));
+        for (x, y) in points {
+            let expected = brute
+                .iter()
+                .filter(|item| item.polygon.intersects(&geo::Point::new(x, y)))
+                .map(|item| &*item.code)
+                .min();
+            let got = index.locate(x, y).map(|hit| &*hit.code);
+            assert_eq!(got, expected, "({x}, {y})");
+            assert_eq!(index.locate_by_boxes(x, y).map(|hit| &*hit.code), expected);
+        }
     }
 }
