@@ -16,8 +16,8 @@ pub mod layers;
 pub mod tilejson;
 
 pub use coord::{TileCoord, TileCoordError};
-pub use encode::{encode_layer, EncodeError};
-pub use layers::{find_layer, LayerDef, LAYERS};
+pub use encode::{encode_layer, encode_tile, EncodeError};
+pub use layers::{find_layer, Drawing, LayerDef, LAYERS};
 pub use tilejson::tilejson_for;
 
 /// Tile extent in integer units, as the MVT spec recommends.

@@ -1,0 +1,219 @@
+//! `GET /style.json`: the MapLibre style (version 8) of the default map, over
+//! one vector source joining every public layer (`/tiles/{all}.json`), so the
+//! map needs one tile request per tile instead of one per layer.
+//!
+//! Everything it names is served by this server (offline intranets): the
+//! TileJSON URL is absolute, built from the request's Host like TileJSON's
+//! tile URLs, and `glyphs` points to `/fonts/{fontstack}/{range}.pbf`.
+
+use crate::tiles::base_url;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gridmap_tiles::{Drawing, LayerDef, LAYERS};
+use serde_json::{json, Value};
+
+/// The one source of the style.
+pub const SOURCE: &str = "gridmap";
+/// The font stack of every text layer; see `fonts.rs`.
+pub const FONT_STACK: &str = "Noto Sans CJK SC Regular";
+
+/// 网格五色管理法: the status colour of a grid, as the web map draws it.
+const STATUS_COLOURS: [(&str, &str); 5] = [
+    ("green", "#2e9d4f"),
+    ("blue", "#2f6fd6"),
+    ("yellow", "#e8c21b"),
+    ("orange", "#f08a24"),
+    ("red", "#d93636"),
+];
+/// Station colours, kept away from the five status hues.
+const STATION_COLOURS: [(&str, &str); 4] = [
+    ("service_centre", "#6a1b9a"),
+    ("red_station", "#a31545"),
+    ("grid_station", "#00838f"),
+    ("rider_rest_stop", "#5d4037"),
+];
+
+pub async fn style(headers: HeaderMap) -> Response {
+    (
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=60"),
+        )],
+        Json(style_for(&base_url(&headers))),
+    )
+        .into_response()
+}
+
+/// The style document for a server reached at `base_url` (scheme and host).
+#[must_use]
+pub fn style_for(base_url: &str) -> Value {
+    let all: Vec<&str> = LAYERS.iter().map(|layer| layer.name).collect();
+    // Fills first, then lines, points and text, so nothing hides a label.
+    let mut layers = vec![json!({
+        "id": "background",
+        "type": "background",
+        "paint": { "background-color": "#f4f2ed" },
+    })];
+    for drawing in [
+        Drawing::Fill,
+        Drawing::Line,
+        Drawing::Circle,
+        Drawing::Label,
+    ] {
+        for layer in LAYERS.iter().filter(|layer| layer.drawing == drawing) {
+            layers.extend(style_layers(layer));
+        }
+    }
+    json!({
+        "version": 8,
+        "name": "gridmap",
+        "sources": {
+            SOURCE: {
+                "type": "vector",
+                "url": format!("{base_url}/tiles/{}.json", all.join(",")),
+            },
+        },
+        "glyphs": format!("{base_url}/fonts/{{fontstack}}/{{range}}.pbf"),
+        "layers": layers,
+    })
+}
+
+fn match_colour(property: &str, colours: &[(&str, &str)], fallback: &str) -> Value {
+    let mut expression = vec![json!("match"), json!(["get", property])];
+    for (value, colour) in colours {
+        expression.push(json!(value));
+        expression.push(json!(colour));
+    }
+    expression.push(json!(fallback));
+    Value::Array(expression)
+}
+
+/// The style layers drawing one tile layer.
+fn style_layers(layer: &LayerDef) -> Vec<Value> {
+    let base = |suffix: &str, kind: &str| {
+        json!({
+            "id": format!("{}-{suffix}", layer.name),
+            "type": kind,
+            "source": SOURCE,
+            "source-layer": layer.name,
+            "minzoom": layer.minzoom,
+            "maxzoom": f64::from(layer.maxzoom) + 1.0,
+        })
+    };
+    let with = |mut value: Value, key: &str, content: Value| {
+        value[key] = content;
+        value
+    };
+    match layer.drawing {
+        Drawing::Fill => {
+            let (fill, opacity, outline, width) = match layer.name {
+                "grids" => (
+                    match_colour("status", &STATUS_COLOURS, "#999999"),
+                    0.38,
+                    "#3c3c3c",
+                    1.0,
+                ),
+                "buildings" => (json!("#8c8f94"), 0.55, "#5f6368", 0.5),
+                "grid_units" => (json!("#ffffff"), 0.0, "#6b6b6b", 0.5),
+                "communities" => (json!("#ffffff"), 0.0, "#404040", 1.2),
+                "streets" => (json!("#ffffff"), 0.0, "#262626", 2.0),
+                _ => (json!("#ffffff"), 0.0, "#111111", 3.0),
+            };
+            vec![
+                with(
+                    base("fill", "fill"),
+                    "paint",
+                    json!({ "fill-color": fill, "fill-opacity": opacity }),
+                ),
+                with(
+                    base("outline", "line"),
+                    "paint",
+                    json!({ "line-color": outline, "line-width": width }),
+                ),
+            ]
+        }
+        Drawing::Line => vec![with(
+            base("line", "line"),
+            "paint",
+            json!({
+                "line-color": match_colour(
+                    "class",
+                    &[("primary", "#9e7d5a"), ("secondary", "#b09a7e")],
+                    "#c2b8aa",
+                ),
+                "line-width": [
+                    "interpolate", ["linear"], ["zoom"],
+                    10, ["match", ["get", "class"], "primary", 1.6, "secondary", 1, 0.4],
+                    16, ["match", ["get", "class"], "primary", 7, "secondary", 5, 3],
+                ],
+            }),
+        )],
+        Drawing::Circle => {
+            let colour = match layer.name {
+                "addresses" => json!("#455a64"),
+                _ => match_colour("kind", &STATION_COLOURS, "#5d4037"),
+            };
+            let radius = if layer.name == "addresses" { 2.0 } else { 5.0 };
+            vec![with(
+                base("circle", "circle"),
+                "paint",
+                json!({
+                    "circle-color": colour,
+                    "circle-radius": radius,
+                    "circle-stroke-color": "#ffffff",
+                    "circle-stroke-width": 1,
+                }),
+            )]
+        }
+        Drawing::Label => {
+            let size = match layer.table {
+                "districts" => 18,
+                "streets" => 16,
+                "communities" => 14,
+                _ => 12,
+            };
+            let label = with(
+                base("label", "symbol"),
+                "layout",
+                json!({
+                    "text-field": ["get", "name"],
+                    "text-font": [FONT_STACK],
+                    "text-size": size,
+                    "text-max-width": 8,
+                }),
+            );
+            vec![with(
+                label,
+                "paint",
+                json!({
+                    "text-color": "#1f1f1f",
+                    "text-halo-color": "#ffffff",
+                    "text-halo-width": 1.5,
+                }),
+            )]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a panic is the failure report")]
+
+    use super::*;
+
+    #[test]
+    fn every_source_layer_is_catalogued_and_every_layer_drawn() {
+        let style = style_for("http://gridmap.test");
+        assert_eq!(style["version"], 8);
+        let layers = style["layers"].as_array().unwrap();
+        let mut drawn = std::collections::BTreeSet::new();
+        for layer in layers.iter().skip(1) {
+            let name = layer["source-layer"].as_str().unwrap();
+            assert!(gridmap_tiles::find_layer(name).is_some(), "{name}");
+            assert_eq!(layer["source"], SOURCE);
+            drawn.insert(name);
+        }
+        assert_eq!(drawn.len(), LAYERS.len());
+    }
+}
