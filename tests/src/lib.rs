@@ -81,3 +81,48 @@ pub async fn send_json(
     });
     (status, json)
 }
+
+/// `DATABASE_URL` with the database of `pool` in place of its own, for
+/// running the project's command-line tools against a test database.
+///
+/// # Panics
+/// When `DATABASE_URL` is unset or names no database.
+pub fn database_url_of(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| panic!("DATABASE_URL is unset: run the suite with scripts/test"));
+    let database = pool
+        .connect_options()
+        .get_database()
+        .unwrap_or_else(|| panic!("the pool names no database"))
+        .to_owned();
+    let (before_query, query) = base
+        .split_once('?')
+        .map_or((base.as_str(), None), |(b, q)| (b, Some(q)));
+    let server = before_query
+        .rsplit_once('/')
+        .map_or(before_query, |(server, _)| server);
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// A binary of the workspace (`target/debug/<name>`) beside the running
+/// test's executable, built by `cargo build --bins` (scripts/test does).
+///
+/// # Panics
+/// When it has not been built.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|err| panic!("locating the test: {err}"));
+    let binary = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or_else(|| panic!("{} has no grandparent folder", exe.display()))
+        .join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: cargo build --bins",
+        binary.display()
+    );
+    binary
+}

@@ -368,3 +368,47 @@ async fn gaps_timing_of_every_street_of_the_demo_city() {
         streets.len()
     );
 }
+
+/// Runs `gridmap-gaps` on the database of `pool`: exit code and stdout.
+fn gaps_command(pool: &PgPool, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(gridmap_e2e::workspace_binary("gridmap-gaps"))
+        .args(args)
+        .env("DATABASE_URL", gridmap_e2e::database_url_of(pool))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn the_command_reports_what_the_endpoint_does(pool: PgPool) {
+    sqlx::raw_sql(CLEAN).execute(&pool).await.unwrap();
+    sqlx::raw_sql(DEFECTS).execute(&pool).await.unwrap();
+    let from_api = findings(&pool, "street=370681001").await;
+    let (code, stdout) = gaps_command(&pool, &["--street", "370681001"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let from_command: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(from_command["features"].as_array().unwrap(), &from_api);
+
+    // Every street at once, summarised; findings fail a pipeline on request.
+    let (code, stdout) = gaps_command(&pool, &["--all", "--summary", "--fail-on-findings"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let overlaps = stdout
+        .lines()
+        .find(|line| line.starts_with("overlap\t"))
+        .unwrap_or_else(|| panic!("no overlap line in {stdout}"));
+    let api_overlaps = from_api
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "overlap")
+        .count();
+    assert_eq!(
+        overlaps.split('\t').nth(1),
+        Some(api_overlaps.to_string().as_str())
+    );
+
+    let (code, _) = gaps_command(&pool, &["--street", "370681009"]);
+    assert_eq!(code, Some(2), "an unknown street is an error");
+}

@@ -117,6 +117,9 @@ async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
             Err(err) => tracing::error!(error = format!("{err:#}"), "rebuilding the lookup index"),
         }
     }
+    if changed.contains_key("grids") {
+        state.auth.workers().clear();
+    }
     for (table, bbox) in changed {
         state.tile_cache.invalidate(table, *bbox);
     }

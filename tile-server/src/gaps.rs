@@ -34,7 +34,7 @@ pub async fn gaps(
         params.min_area_m2.as_deref(),
         params.household_limit.as_deref(),
     )?;
-    let records = load_topology(&state.pool, &filter)
+    let report = report(&state.pool, &filter, parameters)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| {
@@ -44,13 +44,37 @@ pub async fn gaps(
             };
             ApiError::NotFound(format!("no {level} with code {}", filter.code()))
         })?;
+    Ok(Json(report))
+}
+
+/// Why a gap report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum GapsError {
+    #[error("loading the area's grids, buildings and service centres")]
+    Load(#[from] gridmap_store::StoreError),
+    #[error("the analysis stopped unexpectedly")]
+    Analysis(#[from] tokio::task::JoinError),
+}
+
+/// The findings of one street or community as the GeoJSON FeatureCollection
+/// `GET /api/v1/gaps` answers (also behind the `gridmap-gaps` command);
+/// `None` when the area does not exist.
+///
+/// # Errors
+/// When the area cannot be loaded.
+pub async fn report(
+    pool: &sqlx::PgPool,
+    filter: &AreaFilter,
+    parameters: Parameters,
+) -> Result<Option<Value>, GapsError> {
+    let Some(records) = load_topology(pool, filter).await? else {
+        return Ok(None);
+    };
     // Unions and overlays of a whole street take tens of milliseconds or more;
     // they run on the blocking pool so they never stall the async workers.
     let findings =
-        tokio::task::spawn_blocking(move || analyse(&tessellation(records), &parameters))
-            .await
-            .map_err(ApiError::internal)?;
-    Ok(Json(feature_collection(&findings)))
+        tokio::task::spawn_blocking(move || analyse(&tessellation(records), &parameters)).await?;
+    Ok(Some(feature_collection(&findings)))
 }
 
 /// Exactly one of `street` (9 digits) and `community` (12 digits).

@@ -8,6 +8,11 @@
 //!   of the stations of one kind and the households they cover.
 //! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
 //! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
+//! - `GET /style.json`: the MapLibre style of the default map over all layers.
+//! - `GET /fonts/{fontstack}/{range}.pbf`: the glyph ranges the style names.
+//! - `GET|POST|PATCH|DELETE /api/v1/grids…`, `/api/v1/stations…`: the editing
+//!   API with versions, validation and history (see `edit.rs`).
+//! - `POST /api/v1/auth/login`, `…/logout`, `GET /api/v1/auth/me`: sessions (see [`auth`]).
 //! - `GET /health`: readiness for probes (answers once the database does).
 //! - `GET /livez`: liveness, touching nothing; also the HTTP ceiling in benchmarks.
 //! - `GET /`: the web map, served from static files.
@@ -16,14 +21,18 @@
 //! replicas scale out behind a load balancer.
 
 mod area_params;
+pub mod auth;
 mod batch;
 mod changes;
 mod circles;
+mod edit;
 mod error;
-mod gaps;
+mod fonts;
+pub mod gaps;
 mod grid_index;
 mod health;
 mod lookup;
+mod style;
 mod tiles;
 
 use axum::extract::MatchedPath;
@@ -35,6 +44,7 @@ use std::sync::Arc;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+pub use auth::{AuthConfig, AuthState, Caller, Editor, MaybeCaller, Role};
 pub use changes::{follow_changes, subscribe};
 pub use error::ApiError;
 pub use grid_index::{
@@ -52,6 +62,9 @@ pub struct AppState {
     pub grid_index: Arc<arc_swap::ArcSwap<LookupIndex>>,
     pub tile_cache: tiles::TileCache,
     pub bounds: Option<[f64; 4]>,
+    /// Sessions and keys cache, rate limiters; [`AuthConfig::default`] unless
+    /// replaced before [`app`] is built.
+    pub auth: AuthState,
 }
 
 impl AppState {
@@ -70,6 +83,7 @@ impl AppState {
             grid_index: Arc::new(arc_swap::ArcSwap::from_pointee(grid_index)),
             tile_cache: tiles::TileCache::new(tile_cache_bytes),
             bounds,
+            auth: AuthState::new(AuthConfig::default()),
         })
     }
 }
@@ -86,6 +100,15 @@ pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
         .route("/api/v1/coverage", get(circles::coverage_report))
         .route("/tiles/{layers}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
+        .route("/style.json", get(style::style))
+        .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
+        .merge(auth::routes())
+        .merge(edit::routes())
+        // Unauthenticated callers of every route above are limited per address.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::public_rate_limit,
+        ))
         .with_state(state);
     let router = match web_root {
         Some(root) => {

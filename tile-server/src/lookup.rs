@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use gridmap_crs::LonLatCrs;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Raw query parameters; parsed by hand so every mistake gets a clear message.
 #[derive(Debug, Deserialize)]
@@ -20,7 +21,8 @@ pub struct LookupParams {
     crs: Option<String>,
 }
 
-/// The public answer: no grid worker, phone or household appears in it.
+/// The answer: no grid worker, phone or household appears in it, except
+/// `grid.worker` for callers who may see personal data.
 #[derive(Debug, Serialize)]
 pub struct LookupResponse {
     pub query: QueryPoint,
@@ -50,23 +52,27 @@ pub struct QueryPoint {
 
 #[derive(Debug, Serialize)]
 pub struct GridSummary {
-    pub code: String,
-    pub name: String,
-    pub kind: String,
-    pub status: String,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
+    pub kind: Arc<str>,
+    pub status: Arc<str>,
+    /// The grid's worker: personal data, set only for callers who may see it
+    /// (absent otherwise, not null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<crate::auth::GridWorker>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct BuildingSummary {
-    pub code: String,
-    pub name: String,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
     pub floors: Option<i32>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct StationDistance {
-    pub code: String,
-    pub name: String,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
     pub kind: &'static str,
     /// Straight-line (geodesic) metres, rounded to decimetres.
     pub distance_m: f64,
@@ -74,23 +80,34 @@ pub struct StationDistance {
 
 #[derive(Debug, Serialize)]
 pub struct NearestGrid {
-    pub code: String,
-    pub name: String,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
     /// Metres from the point to the grid's boundary, rounded to decimetres.
     pub distance_m: f64,
 }
 
 pub async fn lookup(
     State(state): State<AppState>,
+    crate::auth::MaybeCaller(caller): crate::auth::MaybeCaller,
     params: Result<Query<LookupParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<LookupResponse>, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let (lon, lat) = parse_point(params.lon.as_deref(), params.lat.as_deref())?;
     let crs = parse_crs(params.crs.as_deref())?;
-    Ok(Json(answer(&state.grid_index.load(), lon, lat, crs)))
+    let mut response = answer(&state.grid_index.load(), lon, lat, crs);
+    crate::auth::add_grid_worker(
+        &state.pool,
+        state.auth.workers(),
+        caller.as_ref(),
+        &mut response,
+    )
+    .await?;
+    Ok(Json(response))
 }
 
-/// The lookup answer for a validated point given in `crs`.
+/// The lookup answer for a validated point given in `crs`. Every text in it
+/// is shared with the snapshot (`Arc<str>`), so building it allocates only
+/// the station list.
 #[must_use]
 pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> LookupResponse {
     let (x, y) = crs.to_cgcs2000(lon, lat);
@@ -104,21 +121,22 @@ pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> Lookup
             cgcs2000: [x, y],
         },
         grid: chain.map(|chain| GridSummary {
-            code: chain.grid.code.clone(),
-            name: chain.grid.name.clone(),
-            kind: chain.kind.clone(),
-            status: chain.status.clone(),
+            code: Arc::clone(&chain.grid.code),
+            name: Arc::clone(&chain.grid.name),
+            kind: Arc::clone(&chain.kind),
+            status: Arc::clone(&chain.status),
+            worker: None,
         }),
         community: chain.map(|chain| chain.community.clone()),
         street: chain.map(|chain| chain.street.clone()),
         district: chain.map(|chain| chain.district.clone()),
         grid_unit: resolved.grid_unit.map(|unit| Unit {
-            code: unit.code.clone(),
-            name: unit.payload.clone(),
+            code: Arc::clone(&unit.code),
+            name: Arc::clone(&unit.payload),
         }),
         building: resolved.building.map(|building| BuildingSummary {
-            code: building.code.clone(),
-            name: building.payload.name.clone(),
+            code: Arc::clone(&building.code),
+            name: Arc::clone(&building.payload.name),
             floors: building.payload.floors,
         }),
         address: resolved
@@ -128,15 +146,15 @@ pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> Lookup
             .nearest_stations
             .into_iter()
             .map(|(station, metres)| StationDistance {
-                code: station.code.clone(),
-                name: station.name.clone(),
+                code: Arc::clone(&station.code),
+                name: Arc::clone(&station.name),
                 kind: station.kind.as_str(),
                 distance_m: round_decimetres(metres),
             })
             .collect(),
         nearest_grid: resolved.nearest_grid.map(|(chain, metres)| NearestGrid {
-            code: chain.grid.code.clone(),
-            name: chain.grid.name.clone(),
+            code: Arc::clone(&chain.grid.code),
+            name: Arc::clone(&chain.grid.name),
             distance_m: round_decimetres(metres),
         }),
     }

@@ -24,6 +24,23 @@ struct Cli {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 16)]
     db_connections: u32,
+    /// Requests per second per client address of unauthenticated callers on
+    /// every API and tile route (0: no limit). Authenticated callers are exempt.
+    #[arg(long, env = "GRIDMAP_PUBLIC_RATE_LIMIT", default_value_t = 200)]
+    public_rate_limit: u32,
+    /// Requests an unauthenticated client address may send at once before
+    /// --public-rate-limit applies.
+    #[arg(long, env = "GRIDMAP_PUBLIC_BURST", default_value_t = 1000)]
+    public_burst: u32,
+    /// Login attempts per username per minute (0: no limit).
+    #[arg(long, default_value_t = 5)]
+    login_rate_limit: u32,
+    /// Login attempts per client address per minute (0: no limit).
+    #[arg(long, default_value_t = 20)]
+    login_ip_rate_limit: u32,
+    /// Hours a login session lasts.
+    #[arg(long, default_value_t = 12)]
+    session_hours: u64,
 }
 
 #[tokio::main]
@@ -41,9 +58,17 @@ async fn main() -> anyhow::Result<()> {
     let listener = gridmap_server::subscribe(&pool)
         .await
         .context("subscribing to database changes")?;
-    let state = gridmap_server::AppState::load(pool, cli.tile_cache_mb * 1024 * 1024)
+    let mut state = gridmap_server::AppState::load(pool, cli.tile_cache_mb * 1024 * 1024)
         .await
         .context("loading grids into the index")?;
+    state.auth = gridmap_server::AuthState::new(gridmap_server::AuthConfig {
+        session_ttl: std::time::Duration::from_secs(cli.session_hours * 3600),
+        login_per_minute_per_user: cli.login_rate_limit,
+        login_per_minute_per_ip: cli.login_ip_rate_limit,
+        public_per_second: cli.public_rate_limit,
+        public_burst: cli.public_burst,
+        ..gridmap_server::AuthConfig::default()
+    });
     tokio::spawn(gridmap_server::follow_changes(listener, state.clone()));
     let app = gridmap_server::app(state, cli.web_root).layer(CompressionLayer::new());
     let listener = tokio::net::TcpListener::bind(cli.bind)
@@ -51,10 +76,14 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cli.bind))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!("gridmap-server listening on http://{local}/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+    // The peer address feeds the per-address rate limits.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")
 }
 
 async fn shutdown_signal() {

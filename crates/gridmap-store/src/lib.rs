@@ -4,6 +4,7 @@
 //!   ([`local_cluster`]) when that variable is unset, and applies the migrations.
 //! - [`queries`] holds the typed reads other crates build on.
 
+pub mod access_queries;
 pub mod circle_queries;
 pub mod local_cluster;
 pub mod queries;
