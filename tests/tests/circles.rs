@@ -437,3 +437,117 @@ async fn circles_timing_all_red_stations_vs_pgrouting(pool: PgPool) {
         median(pgr),
     );
 }
+
+/// The vertices of pgRouting's table nearest to a point by geodesic distance,
+/// with every vertex within a millimetre of the nearest (the 16 nearest by
+/// the planar index, re-ranked on the ellipsoid).
+async fn pgr_snap(pool: &PgPool, lon: f64, lat: f64) -> Vec<(i64, f64)> {
+    let near: Vec<(i64, f64)> = sqlx::query_as(
+        "WITH p AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4490) AS geom),
+              near AS (SELECT v.id, ST_SetSRID(ST_MakePoint(v.x / 1e7, v.y / 1e7), 4490) AS geom
+                         FROM vertex v, p
+                        ORDER BY ST_SetSRID(ST_MakePoint(v.x / 1e7, v.y / 1e7), 4490) <-> p.geom LIMIT 16)
+         SELECT near.id, ST_Distance(near.geom::geography, p.geom::geography)
+           FROM near, p ORDER BY 2, 1",
+    )
+    .bind(lon)
+    .bind(lat)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let best = near[0].1;
+    near.into_iter()
+        .filter(|(_, d)| *d <= best + 1e-3)
+        .collect()
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn lookup_walking_distances_agree_with_pgrouting(pool: PgPool) {
+    copy_demo_roads(&pool, None).await;
+    sqlx::raw_sql(PGR_TOPOLOGY).execute(&pool).await.unwrap();
+    let demo = gridmap_e2e::demo_pool().await;
+    let state = gridmap_e2e::demo_state().await;
+    let index = state.grid_index.load_full();
+    let stations = load_circle_stations(&demo, "red_station", None)
+        .await
+        .unwrap();
+    // (vertex, station index, metres from the station to the vertex)
+    let mut starts: Vec<(i64, usize, f64)> = Vec::new();
+    for (position, station) in stations.iter().enumerate() {
+        for (vertex, metres) in pgr_snap(&pool, station.lon, station.lat).await {
+            starts.push((vertex, position, metres));
+        }
+    }
+    let start_ids: Vec<i64> = starts.iter().map(|(id, ..)| *id).collect();
+    // Points spread over the city: every 97th building's point on surface.
+    let points: Vec<(f64, f64)> = sqlx::query_as(
+        "SELECT ST_X(p), ST_Y(p) FROM (
+             SELECT ST_PointOnSurface(geom) AS p, row_number() OVER (ORDER BY code) AS n
+               FROM buildings) b
+          WHERE n % 97 = 0 LIMIT 40",
+    )
+    .fetch_all(&demo)
+    .await
+    .unwrap();
+    assert!(points.len() >= 20);
+    let mut compared = 0;
+    for (lon, lat) in points {
+        let answer =
+            gridmap_server::lookup_answer(&index, lon, lat, gridmap_crs::LonLatCrs::Cgcs2000);
+        let answer = serde_json::to_value(&answer).unwrap();
+        let red = answer["nearest_stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "red_station")
+            .unwrap();
+        let ends = pgr_snap(&pool, lon, lat).await;
+        if ends[0].1 > 500.0 {
+            assert!(red["walking"].is_null(), "off the network: {red}");
+            continue;
+        }
+        let end_ids: Vec<i64> = ends.iter().map(|(id, _)| *id).collect();
+        let costs: Vec<(i64, i64, f64)> = sqlx::query_as(
+            "SELECT start_vid, end_vid, agg_cost FROM pgr_dijkstraCost(
+                 'SELECT id, source, target, cost, reverse_cost FROM edge', $1::bigint[], $2::bigint[],
+                 directed => false)",
+        )
+        .bind(&start_ids)
+        .bind(&end_ids)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let cost: HashMap<(i64, i64), f64> =
+            costs.into_iter().map(|(a, b, c)| ((a, b), c)).collect();
+        let mut oracle = f64::INFINITY;
+        let mut best = String::new();
+        for (start, position, to_start) in &starts {
+            for (end, to_end) in &ends {
+                let network = if start == end {
+                    Some(0.0)
+                } else {
+                    cost.get(&(*start, *end)).copied()
+                };
+                if let Some(network) = network {
+                    let total = to_start + network + to_end;
+                    if total < oracle {
+                        oracle = total;
+                        best.clone_from(&stations[*position].code);
+                    }
+                }
+            }
+        }
+        let walked = red["walking"]["distance_m"].as_f64().unwrap();
+        assert!(
+            (walked - oracle).abs() <= 0.051,
+            "({lon}, {lat}): gridmap walks {walked} m to {}, pgRouting {oracle} m to {best}",
+            red["walking"]["code"]
+        );
+        assert!(
+            walked + 0.051 >= red["distance_m"].as_f64().unwrap(),
+            "a walk is never shorter than the straight line"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 20, "only {compared} points were on the network");
+}

@@ -17,7 +17,7 @@ const SETTLE: Duration = Duration::from_millis(100);
 
 /// Tables whose rows the lookup snapshot holds (directly or through the
 /// chain): grids with their chain, grid units, buildings with their
-/// addresses, and stations.
+/// addresses, stations, and roads (walking distances to stations).
 const INDEXED_TABLES: &[&str] = &[
     "districts",
     "streets",
@@ -27,6 +27,7 @@ const INDEXED_TABLES: &[&str] = &[
     "buildings",
     "addresses",
     "stations",
+    "roads",
 ];
 
 #[derive(Debug, Deserialize)]

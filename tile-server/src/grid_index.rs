@@ -60,10 +60,81 @@ pub struct StationInfo {
     pub kind: StationKind,
 }
 
-/// One point index per station kind, in the order of [`StationKind::ALL`].
+/// One point index per station kind, in the order of [`StationKind::ALL`],
+/// and walking distances over the road network.
 #[derive(Debug)]
 pub struct StationIndex {
     by_kind: Vec<(StationKind, PointIndex<StationInfo>)>,
+    walking: Option<WalkingIndex>,
+}
+
+/// A point farther than this from every road node gets no walking distance:
+/// it is not on the walkable network, and a straight line to the nearest
+/// node would pass for a walk it is not.
+const WALKING_SNAP_LIMIT_M: f64 = 500.0;
+
+/// Nodes this close to equally near count as equally near (a millimetre).
+const TIE_SLACK_M: f64 = 1e-3;
+
+/// The nearest station of each kind by walking, for every node of the road
+/// network: one many-source Dijkstra per kind when the index is built, so a
+/// lookup costs one snap to the nearest node. **Walking distance** = the
+/// geodesic from the point to its nearest node + the network distance to the
+/// node nearest the station + the geodesic from that node to the station.
+#[derive(Debug)]
+pub struct WalkingIndex {
+    graph: gridmap_circles::WalkGraph,
+    /// Per kind, in the order of `StationIndex::by_kind`: the stations in
+    /// source order, and for each node the distance and station position.
+    by_kind: Vec<(Vec<StationInfo>, Vec<f64>, Vec<u32>)>,
+}
+
+impl WalkingIndex {
+    fn build(
+        roads: &[gridmap_circles::LineString],
+        stations: &[Vec<(StationInfo, f64, f64)>],
+    ) -> Option<Self> {
+        let graph = gridmap_circles::WalkGraph::new(roads);
+        if graph.node_count() == 0 {
+            return None;
+        }
+        let by_kind = stations
+            .iter()
+            .map(|kind_stations| {
+                // Sources in station order, so an origin names its station;
+                // a station midway between nodes starts from each of them.
+                let mut sources: Vec<(usize, f64)> = Vec::new();
+                let mut source_station: Vec<u32> = Vec::new();
+                for (position, (_, lon, lat)) in kind_stations.iter().enumerate() {
+                    for snap in
+                        graph.snap_ties(gridmap_circles::Coord { x: *lon, y: *lat }, TIE_SLACK_M)
+                    {
+                        sources.push((snap.node, snap.distance_m));
+                        source_station.push(u32::try_from(position).unwrap_or(u32::MAX));
+                    }
+                }
+                let mut paths = gridmap_circles::ShortestPaths::new(&graph);
+                paths.run(&sources, f64::INFINITY);
+                let distances = (0..graph.node_count())
+                    .map(|node| paths.distance(node).unwrap_or(f64::INFINITY))
+                    .collect();
+                let origins = (0..graph.node_count())
+                    .map(|node| {
+                        paths
+                            .origin(node)
+                            .and_then(|origin| source_station.get(origin).copied())
+                            .unwrap_or(u32::MAX)
+                    })
+                    .collect();
+                let infos = kind_stations
+                    .iter()
+                    .map(|(info, _, _)| info.clone())
+                    .collect();
+                (infos, distances, origins)
+            })
+            .collect();
+        Some(Self { graph, by_kind })
+    }
 }
 
 impl StationIndex {
@@ -76,6 +147,34 @@ impl StationIndex {
             .filter_map(|(_, index)| index.nearest(lon, lat))
             .map(|nearest| (&nearest.point.payload, nearest.distance_m))
             .collect()
+    }
+
+    /// The nearest station by walking of the kind at position `kind` in
+    /// [`Self::nearest_of_each_kind`]'s order, with the walking distance;
+    /// None off the road network or where no station of the kind is reachable.
+    #[must_use]
+    pub fn nearest_by_walking(
+        &self,
+        kind: StationKind,
+        lon: f64,
+        lat: f64,
+    ) -> Option<(&StationInfo, f64)> {
+        let walking = self.walking.as_ref()?;
+        let position = self.by_kind.iter().position(|(k, _)| *k == kind)?;
+        let (stations, distances, origins) = walking.by_kind.get(position)?;
+        let ties = walking
+            .graph
+            .snap_ties(gridmap_circles::Coord { x: lon, y: lat }, TIE_SLACK_M);
+        ties.iter()
+            .filter(|snap| snap.distance_m <= WALKING_SNAP_LIMIT_M)
+            .filter_map(|snap| {
+                let network = *distances.get(snap.node)?;
+                let station = stations.get(usize::try_from(*origins.get(snap.node)?).ok()?)?;
+                network
+                    .is_finite()
+                    .then_some((station, snap.distance_m + network))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
     }
 
     #[must_use]
@@ -114,7 +213,7 @@ impl std::ops::Deref for LookupIndex {
 const GRID_TABLES: &[&str] = &["districts", "streets", "communities", "grids"];
 const GRID_UNIT_TABLES: &[&str] = &["grid_units"];
 const BUILDING_TABLES: &[&str] = &["buildings", "addresses"];
-const STATION_TABLES: &[&str] = &["stations"];
+const STATION_TABLES: &[&str] = &["stations", "roads"];
 
 /// What the snapshot knows about one point.
 #[derive(Debug)]
@@ -139,6 +238,7 @@ impl LookupIndex {
             buildings: Arc::new(PolygonIndex::new(Vec::new())),
             stations: Arc::new(StationIndex {
                 by_kind: Vec::new(),
+                walking: None,
             }),
         }
     }
@@ -334,7 +434,37 @@ async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreEr
             (kind, PointIndex::new(points))
         })
         .collect();
-    let index = StationIndex { by_kind };
+    let roads = gridmap_store::circle_queries::load_roads(pool, None, 0.0).await?;
+    let kind_stations: Vec<Vec<(StationInfo, f64, f64)>> = StationKind::ALL
+        .iter()
+        .map(|&kind| {
+            records
+                .iter()
+                .filter(|record| record.kind == kind.as_str())
+                .map(|record| {
+                    (
+                        StationInfo {
+                            code: record.code.as_str().into(),
+                            name: record.name.as_str().into(),
+                            kind,
+                        },
+                        record.lon,
+                        record.lat,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    // One Dijkstra over the whole network per kind: tens of milliseconds for
+    // a county, run while the index is (re)built, never on a request.
+    let started = std::time::Instant::now();
+    let walking = WalkingIndex::build(&roads, &kind_stations);
+    tracing::info!(
+        roads = roads.len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "walking distances to stations built"
+    );
+    let index = StationIndex { by_kind, walking };
     tracing::info!(stations = index.len(), "station index built");
     Ok(index)
 }

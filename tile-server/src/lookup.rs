@@ -76,6 +76,19 @@ pub struct StationDistance {
     pub kind: &'static str,
     /// Straight-line (geodesic) metres, rounded to decimetres.
     pub distance_m: f64,
+    /// The nearest station of the kind by walking over the road network
+    /// (often the same one), or null off the network (more than 500 m from
+    /// any road) or where no station of the kind is reachable.
+    pub walking: Option<WalkingDistance>,
+}
+
+/// The nearest station of a kind by walking, with the walking distance.
+#[derive(Debug, Serialize)]
+pub struct WalkingDistance {
+    pub code: Arc<str>,
+    pub name: Arc<str>,
+    /// Metres walked, rounded to decimetres (see `grid_index::WalkingIndex`).
+    pub distance_m: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +163,13 @@ pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> Lookup
                 name: Arc::clone(&station.name),
                 kind: station.kind.as_str(),
                 distance_m: round_decimetres(metres),
+                walking: index.stations.nearest_by_walking(station.kind, x, y).map(
+                    |(walked, metres)| WalkingDistance {
+                        code: Arc::clone(&walked.code),
+                        name: Arc::clone(&walked.name),
+                        distance_m: round_decimetres(metres),
+                    },
+                ),
             })
             .collect(),
         nearest_grid: resolved.nearest_grid.map(|(chain, metres)| NearestGrid {

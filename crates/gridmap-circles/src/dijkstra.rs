@@ -13,6 +13,9 @@ use std::collections::BinaryHeap;
 pub struct ShortestPaths<'graph> {
     graph: &'graph WalkGraph,
     distances: Vec<f64>,
+    /// For each reached node, the index in `sources` of the source it is
+    /// nearest to (ties to the source settled first).
+    origins: Vec<u32>,
     reached: Vec<usize>,
     heap: BinaryHeap<Candidate>,
 }
@@ -23,6 +26,7 @@ impl<'graph> ShortestPaths<'graph> {
         Self {
             graph,
             distances: vec![f64::INFINITY; graph.node_count()],
+            origins: vec![u32::MAX; graph.node_count()],
             reached: Vec::new(),
             heap: BinaryHeap::new(),
         }
@@ -39,9 +43,10 @@ impl<'graph> ShortestPaths<'graph> {
         }
         self.reached.clear();
         self.heap.clear();
-        for &(node, start) in sources {
+        for (index, &(node, start)) in sources.iter().enumerate() {
             if start <= limit_m && start < self.distances[node] {
                 self.distances[node] = start;
+                self.origins[node] = u32::try_from(index).unwrap_or(u32::MAX);
                 self.heap.push(Candidate {
                     distance: start,
                     node,
@@ -60,6 +65,7 @@ impl<'graph> ShortestPaths<'graph> {
                 let through = distance + length;
                 if through <= limit_m && through < self.distances[next] {
                     self.distances[next] = through;
+                    self.origins[next] = self.origins[node];
                     self.heap.push(Candidate {
                         distance: through,
                         node: next,
@@ -76,6 +82,14 @@ impl<'graph> ShortestPaths<'graph> {
     pub fn distance(&self, node: usize) -> Option<f64> {
         let distance = self.distances[node];
         distance.is_finite().then_some(distance)
+    }
+
+    /// The index in the last run's `sources` of the source nearest to
+    /// `node`, if the node was reached.
+    #[must_use]
+    pub fn origin(&self, node: usize) -> Option<usize> {
+        self.distance(node)?;
+        usize::try_from(self.origins[node]).ok()
     }
 
     /// Nodes of the last run in order of distance.

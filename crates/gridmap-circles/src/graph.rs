@@ -135,6 +135,32 @@ impl WalkGraph {
             distance_m: Geodesic.distance(Point(point), Point(self.nodes[node])),
         })
     }
+
+    /// The nodes nearest to `point` within `slack_m` of the nearest: a point
+    /// midway between two nodes attaches to both, so a shortest walk from it
+    /// does not depend on which of equal nodes an index returns first. Looks
+    /// among the 8 nearest by the index.
+    #[must_use]
+    pub fn snap_ties(&self, point: Coord, slack_m: f64) -> Vec<Snap> {
+        let mut ties: Vec<Snap> = Vec::new();
+        let mut best = f64::INFINITY;
+        for candidate in self
+            .node_index
+            .nearest_neighbor_iter(&[point.x * self.lon_scale, point.y])
+            .take(8)
+        {
+            let node = candidate.data;
+            let distance_m = Geodesic.distance(Point(point), Point(self.nodes[node]));
+            if distance_m < best {
+                best = distance_m;
+                ties.retain(|snap| snap.distance_m <= best + slack_m);
+            }
+            if distance_m <= best + slack_m {
+                ties.push(Snap { node, distance_m });
+            }
+        }
+        ties
+    }
 }
 
 fn snap_key(coord: Coord) -> (i64, i64) {
