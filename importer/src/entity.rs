@@ -22,6 +22,8 @@ pub enum Entity {
     Addresses,
     Stations,
     Roads,
+    /// Departmental grids of 多网合一, kept as overlays.
+    DepartmentGrids,
 }
 
 /// A name that is none of the entities.
@@ -33,7 +35,7 @@ pub struct UnknownEntity {
 
 impl Entity {
     /// Every entity, in dependency order.
-    pub const ALL: [Entity; 9] = [
+    pub const ALL: [Entity; 10] = [
         Entity::Districts,
         Entity::Streets,
         Entity::Communities,
@@ -43,10 +45,11 @@ impl Entity {
         Entity::Addresses,
         Entity::Stations,
         Entity::Roads,
+        Entity::DepartmentGrids,
     ];
 
     const NAMES: &'static str =
-        "districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads";
+        "districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads, department_grids";
 
     /// The entity's name, which is also its table's name.
     #[must_use]
@@ -61,6 +64,7 @@ impl Entity {
             Entity::Addresses => "addresses",
             Entity::Stations => "stations",
             Entity::Roads => "roads",
+            Entity::DepartmentGrids => "department_grids",
         }
     }
 
@@ -81,7 +85,7 @@ impl Entity {
             Entity::Grids => Some(Level::Grid),
             Entity::GridUnits => Some(Level::GridUnit),
             Entity::Buildings => Some(Level::Building),
-            Entity::Addresses | Entity::Stations | Entity::Roads => None,
+            Entity::Addresses | Entity::Stations | Entity::Roads | Entity::DepartmentGrids => None,
         }
     }
 
@@ -110,6 +114,9 @@ impl Entity {
             "addresses" | "address" | "标准地址" | "地址" => Entity::Addresses,
             "stations" | "station" | "驿站" | "站点" => Entity::Stations,
             "roads" | "road" | "道路" => Entity::Roads,
+            "department_grids" | "department_grid" | "部门网格" | "专业网格" => {
+                Entity::DepartmentGrids
+            }
             _ => return None,
         };
         Some(entity)

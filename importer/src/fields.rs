@@ -346,6 +346,17 @@ pub const LAYERS: &[LayerSpec] = &[
         key: None,
         nesting: &[],
     },
+    LayerSpec {
+        entity: Entity::DepartmentGrids,
+        geometry: GeometryKind::Area,
+        fields: &[
+            FieldSpec::new("code", &["BMWGBM", "部门网格编码", "code"], V::Id).required(),
+            FieldSpec::new("department", &["SSBM", "所属部门", "部门", "department"], V::Text).required(),
+            FieldSpec::new("name", &["WGMC", "网格名称", "name"], V::Text).required(),
+        ],
+        key: Some("code"),
+        nesting: &[],
+    },
 ];
 
 /// Splits an amenity list on the separators found in Chinese source data.

@@ -56,8 +56,8 @@ async fn loads_files_in_any_order_and_prints_a_summary(pool: PgPool) {
 
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let summary = stdout(&output);
-    assert!(summary.starts_with("Loaded 9 file(s) in "), "{summary}");
-    assert!(summary.contains(" 11 features, 11 rows, "), "{summary}");
+    assert!(summary.starts_with("Loaded 10 file(s) in "), "{summary}");
+    assert!(summary.contains(" 13 features, 13 rows, "), "{summary}");
     assert!(
         summary
             .lines()
@@ -83,7 +83,7 @@ async fn dry_run_prints_what_would_load_and_writes_nothing(pool: PgPool) {
     let output = run_against(&pool, &args).await;
 
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).starts_with("Checked (dry run, nothing written) 9 file(s)"));
+    assert!(stdout(&output).starts_with("Checked (dry run, nothing written) 10 file(s)"));
     assert!(counts(&pool).await.iter().all(|(_, count)| *count == 0));
 }
 

@@ -167,7 +167,7 @@ async fn round_trip_through_every_format_changes_nothing(pool: PgPool) {
     let _source = load_chain(&pool).await;
     let original = dump(&pool).await;
     let original_geometries = geometries(&pool).await;
-    assert_eq!(original.len(), 11);
+    assert_eq!(original.len(), 13);
 
     for format in [
         ExportFormat::GeoPackage,
@@ -180,7 +180,7 @@ async fn round_trip_through_every_format_changes_nothing(pool: PgPool) {
         let report = import(&fresh.pool, &sources, &ImportOptions::default())
             .await
             .unwrap();
-        assert_eq!(report.rows(), 11, "{format}");
+        assert_eq!(report.rows(), 13, "{format}");
         // Every row, attribute by attribute, geometries as normalised WKT at
         // full precision.
         assert_eq!(dump(&fresh.pool).await, original, "{format}");

@@ -123,7 +123,7 @@ async fn kml_kmz_flatgeobuf_and_csv_wkt_load_like_geojson(pool: PgPool) {
         )
         .await
         .unwrap_or_else(|err| panic!("{name}: {err}"));
-        assert_eq!(report.rows(), 11, "{name}");
+        assert_eq!(report.rows(), 13, "{name}");
         assert_eq!(attributes(&pool).await, expected_rows, "{name}");
         let distance = distance(&pool, &expected_geometries).await;
         assert!(distance < 1e-9, "{name}: Hausdorff distance {distance}");
@@ -158,7 +158,7 @@ async fn file_geodatabase_with_every_layer_loads_like_geojson(pool: PgPool) {
     let report = import(&pool, &sources, &ImportOptions::default())
         .await
         .unwrap();
-    assert_eq!(report.rows(), 11);
+    assert_eq!(report.rows(), 13);
     assert_eq!(attributes(&pool).await, expected_rows);
     assert!(distance(&pool, &expected_geometries).await < 1e-9);
 }

@@ -50,7 +50,7 @@ async fn good_chain_loads_every_table_whatever_the_file_order(pool: PgPool) {
 
     let loaded: Vec<Entity> = report.layers.iter().map(|layer| layer.entity).collect();
     assert_eq!(loaded, Entity::ALL, "layers load in dependency order");
-    assert_eq!(report.rows(), 11);
+    assert_eq!(report.rows(), 13);
     assert_eq!(report.rows_of(Entity::Stations), 2);
     assert!(!report.dry_run);
     let grids = &report.layers[3];
@@ -423,7 +423,7 @@ async fn dry_run_checks_and_counts_but_writes_nothing(pool: PgPool) {
     let report = import(&pool, &dir.chain(), &options).await.unwrap();
 
     assert!(report.dry_run);
-    assert_eq!(report.rows(), 11);
+    assert_eq!(report.rows(), 13);
     assert!(counts(&pool).await.iter().all(|(_, count)| *count == 0));
     // A dry run still rejects bad input.
     let bad = dir.layer(
@@ -447,7 +447,7 @@ async fn shapefiles_and_geopackages_read_like_geojson(pool: PgPool) {
     let chain = dir.chain();
     load(&pool, &chain).await.unwrap();
     let from_geojson = dump(&pool).await;
-    assert_eq!(from_geojson.len(), 11);
+    assert_eq!(from_geojson.len(), 13);
 
     // Every layer as a shapefile whose attribute table is GBK (code page
     // 936, named in the .cpg), as Chinese shapefiles usually are.

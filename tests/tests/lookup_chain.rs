@@ -193,3 +193,47 @@ async fn nearest_grid_outside_every_grid_matches_postgis() {
         );
     }
 }
+
+#[tokio::test]
+async fn departmental_grids_match_postgis_intersects() {
+    let pool = gridmap_e2e::demo_pool().await;
+    let state = gridmap_e2e::demo_state().await;
+    let (west, south, east, north) = grid_extent(&pool).await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let mut with_all_three = 0;
+    for _ in 0..300 {
+        let lon = rng.gen_range(west..east);
+        let lat = rng.gen_range(south..north);
+        let answer = lookup(&state, lon, lat).await;
+        let got: Vec<(String, String)> = answer["departments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["department"].as_str().unwrap().to_owned(),
+                    d["code"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut expected: Vec<(String, String)> = sqlx::query_as(
+            "SELECT department, code FROM department_grids
+              WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint($1, $2), 4490))",
+        )
+        .bind(lon)
+        .bind(lat)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        // The answer lists them by department and code, compared as bytes.
+        expected.sort();
+        assert_eq!(got, expected, "({lon}, {lat})");
+        if expected.len() == 3 {
+            with_all_three += 1;
+        }
+    }
+    assert!(
+        with_all_three > 100,
+        "only {with_all_three} points in all three departments"
+    );
+}

@@ -17,7 +17,8 @@ const SETTLE: Duration = Duration::from_millis(100);
 
 /// Tables whose rows the lookup snapshot holds (directly or through the
 /// chain): grids with their chain, grid units, buildings with their
-/// addresses, stations, and roads (walking distances to stations).
+/// addresses, stations, roads (walking distances to stations) and the
+/// departmental grids.
 const INDEXED_TABLES: &[&str] = &[
     "districts",
     "streets",
@@ -28,6 +29,7 @@ const INDEXED_TABLES: &[&str] = &[
     "addresses",
     "stations",
     "roads",
+    "department_grids",
 ];
 
 #[derive(Debug, Deserialize)]

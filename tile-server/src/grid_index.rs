@@ -52,6 +52,15 @@ pub struct AddressInfo {
 
 pub type BuildingIndex = PolygonIndex<BuildingInfo>;
 
+/// A departmental grid (多网合一 overlay): its department and name.
+#[derive(Debug, Clone)]
+pub struct DepartmentGrid {
+    pub department: Arc<str>,
+    pub name: Arc<str>,
+}
+
+pub type DepartmentIndex = PolygonIndex<DepartmentGrid>;
+
 /// The public attributes of a station.
 #[derive(Debug, Clone)]
 pub struct StationInfo {
@@ -197,6 +206,7 @@ pub struct LookupIndex {
     pub grid_units: Arc<GridUnitIndex>,
     pub buildings: Arc<BuildingIndex>,
     pub stations: Arc<StationIndex>,
+    pub departments: Arc<DepartmentIndex>,
 }
 
 /// Reading a snapshot as a grid index keeps code written against the grid
@@ -214,6 +224,7 @@ const GRID_TABLES: &[&str] = &["districts", "streets", "communities", "grids"];
 const GRID_UNIT_TABLES: &[&str] = &["grid_units"];
 const BUILDING_TABLES: &[&str] = &["buildings", "addresses"];
 const STATION_TABLES: &[&str] = &["stations", "roads"];
+const DEPARTMENT_TABLES: &[&str] = &["department_grids"];
 
 /// What the snapshot knows about one point.
 #[derive(Debug)]
@@ -226,6 +237,8 @@ pub struct Resolved<'a> {
     /// Only for a point in no grid: the grid with the nearest edge and the
     /// distance to it in metres.
     pub nearest_grid: Option<(&'a GridChain, f64)>,
+    /// The departmental grids covering the point, by department and code.
+    pub departments: Vec<&'a Located<DepartmentGrid>>,
 }
 
 impl LookupIndex {
@@ -240,6 +253,7 @@ impl LookupIndex {
                 by_kind: Vec::new(),
                 walking: None,
             }),
+            departments: Arc::new(PolygonIndex::new(Vec::new())),
         }
     }
 
@@ -260,6 +274,7 @@ impl LookupIndex {
             building: self.buildings.locate(x, y),
             nearest_stations: self.stations.nearest_of_each_kind(x, y),
             nearest_grid,
+            departments: self.departments.locate_all(x, y),
         }
     }
 }
@@ -309,11 +324,16 @@ async fn build(
         Some(current) if !stale(STATION_TABLES) => Arc::clone(&current.stations),
         _ => Arc::new(load_station_index(pool).await?),
     };
+    let departments = match current {
+        Some(current) if !stale(DEPARTMENT_TABLES) => Arc::clone(&current.departments),
+        _ => Arc::new(load_department_index(pool).await?),
+    };
     Ok(LookupIndex {
         grids,
         grid_units,
         buildings,
         stations,
+        departments,
     })
 }
 
@@ -408,6 +428,28 @@ async fn load_building_index(pool: &sqlx::PgPool) -> Result<BuildingIndex, Store
         buildings = index.len(),
         elapsed_ms = started.elapsed().as_millis(),
         "building index built"
+    );
+    Ok(index)
+}
+
+async fn load_department_index(pool: &sqlx::PgPool) -> Result<DepartmentIndex, StoreError> {
+    let records = gridmap_store::queries::load_department_grids(pool).await?;
+    let mut shared = Interner::default();
+    let items = records
+        .into_iter()
+        .map(|record| Located {
+            code: record.code.as_str().into(),
+            payload: DepartmentGrid {
+                department: shared.intern(record.department),
+                name: record.name.as_str().into(),
+            },
+            polygon: record.geom,
+        })
+        .collect();
+    let index = PolygonIndex::new(items);
+    tracing::info!(
+        department_grids = index.len(),
+        "departmental grid index built"
     );
     Ok(index)
 }

@@ -38,6 +38,17 @@ pub struct LookupResponse {
     pub nearest_stations: Vec<StationDistance>,
     /// Only when `grid` is null: the grid whose edge is nearest.
     pub nearest_grid: Option<NearestGrid>,
+    /// The departmental grids (多网合一 overlays) covering the point, by
+    /// department and code.
+    pub departments: Vec<DepartmentSummary>,
+}
+
+/// A departmental grid covering the point.
+#[derive(Debug, Serialize)]
+pub struct DepartmentSummary {
+    pub department: Arc<str>,
+    pub code: Arc<str>,
+    pub name: Arc<str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,7 +188,24 @@ pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> Lookup
             name: Arc::clone(&chain.grid.name),
             distance_m: round_decimetres(metres),
         }),
+        departments: departments(&resolved.departments),
     }
+}
+
+/// The departmental grids of a point, by department and code (as bytes).
+fn departments(
+    covering: &[&gridmap_index::Located<crate::grid_index::DepartmentGrid>],
+) -> Vec<DepartmentSummary> {
+    let mut departments: Vec<DepartmentSummary> = covering
+        .iter()
+        .map(|grid| DepartmentSummary {
+            department: Arc::clone(&grid.payload.department),
+            code: Arc::clone(&grid.code),
+            name: Arc::clone(&grid.payload.name),
+        })
+        .collect();
+    departments.sort_by(|a, b| (&a.department, &a.code).cmp(&(&b.department, &b.code)));
+    departments
 }
 
 /// Parses the optional `crs` parameter shared by single and batch lookups.

@@ -80,6 +80,40 @@ pub struct GridUnitRecord {
     pub geom: MultiPolygon<f64>,
 }
 
+/// A departmental grid (多网合一 overlay) as the lookup indexes it.
+#[derive(Debug, Clone)]
+pub struct DepartmentGridRecord {
+    pub code: String,
+    pub department: String,
+    pub name: String,
+    pub geom: MultiPolygon<f64>,
+}
+
+/// Every departmental grid, by department and code.
+///
+/// # Errors
+/// On a database error or a geometry that does not decode as a multipolygon.
+pub async fn load_department_grids(pool: &PgPool) -> Result<Vec<DepartmentGridRecord>, StoreError> {
+    let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT code, department, name, ST_AsBinary(geom) FROM department_grids
+          ORDER BY department, code",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("loading departmental grids"))?;
+    rows.into_iter()
+        .map(|(code, department, name, wkb)| {
+            let geom = decode_multipolygon(&wkb, &code)?;
+            Ok(DepartmentGridRecord {
+                code,
+                department,
+                name,
+                geom,
+            })
+        })
+        .collect()
+}
+
 /// Every grid unit, in code order.
 ///
 /// # Errors

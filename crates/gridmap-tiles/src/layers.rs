@@ -109,6 +109,26 @@ pub const LAYERS: &[LayerDef] = &[
         drawing: Drawing::Fill,
     },
     LayerDef {
+        name: "department_grids",
+        description:
+            "Departmental grids merged by 多网合一 (城市管理, 应急管理, 公安 …), as overlays",
+        table: "department_grids",
+        geometry: GEOM,
+        filter: None,
+        columns: &[
+            ("code", "code", "the department's own grid code"),
+            ("name", "name", "name"),
+            (
+                "department",
+                "department",
+                "the department that drew the grid",
+            ),
+        ],
+        minzoom: 10,
+        maxzoom: 16,
+        drawing: Drawing::Fill,
+    },
+    LayerDef {
         name: "grid_units",
         description: "Grid units (网格单元): a building or about 100 households",
         table: "grid_units",

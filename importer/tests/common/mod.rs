@@ -118,7 +118,8 @@ pub fn grid(code: &str, community: &str, geometry: Value) -> Value {
 }
 
 /// One valid feature set per entity: 龙口市 → 东莱街道 → 北关村 → one grid → one
-/// unit → one building → one address, two stations and two roads.
+/// unit → one building → one address, two stations, two roads and two
+/// departmental grids.
 pub fn good_features(entity: Entity) -> Vec<Value> {
     match entity {
         Entity::Districts => vec![feature(
@@ -179,6 +180,16 @@ pub fn good_features(entity: Entity) -> Vec<Value> {
                 line(&[(120.31, 37.60), (120.31, 37.605), (120.312, 37.62)]),
             ),
         ],
+        Entity::DepartmentGrids => vec![
+            feature(
+                json!({ "BMWGBM": "CG0001", "SSBM": "城市管理", "WGMC": "城管第1网格" }),
+                square(120.30, 37.60, 120.31, 37.62),
+            ),
+            feature(
+                json!({ "BMWGBM": "GA0001", "SSBM": "公安", "WGMC": "北关警务网格" }),
+                area(),
+            ),
+        ],
     }
 }
 
@@ -222,6 +233,7 @@ pub async fn dump(pool: &PgPool) -> Vec<String> {
         "SELECT concat_ws('|', code, kind, name, community_code, coalesce(grid_code, 'NULL'), area_m2, \
          array_to_string(amenities, '+'), opening_hours, ST_AsText(geom)) FROM stations",
         "SELECT concat_ws('|', coalesce(name, 'NULL'), class, ST_AsText(geom)) FROM roads",
+        "SELECT concat_ws('|', code, department, name, ST_AsText(ST_Normalize(geom))) FROM department_grids",
     ];
     let mut rows = Vec::new();
     for sql in queries {
