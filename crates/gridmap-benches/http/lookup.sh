@@ -6,6 +6,9 @@
 #
 #   DATABASE_URL=<imported demo city> crates/gridmap-benches/http/lookup.sh
 #
+# With API_KEY=<a key from gridmap-admin key add> it also measures lookups by an
+# authenticated integrating system, whose answers carry the grid worker.
+#
 # Needs wrk and pgbench (Debian packages wrk, postgresql-client) and a release
 # build (cargo build --release -p gridmap-server).
 set -euo pipefail
@@ -27,15 +30,19 @@ trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-wrk_rate() { # url [script] -> requests/s, p99 latency (ms) per run
+wrk_rate() { # url [script] [header] -> requests/s, p99 latency (ms) per run
   for _ in $(seq 1 "$runs"); do
-    wrk -t2 -c"$connections" -d"${seconds}s" --latency ${2:+-s "$2"} "$1" |
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency ${2:+-s "$2"} ${3:+-H "$3"} "$1" |
       awk '/Requests\/sec/ { rate = $2 } /^ +99%/ { p = $2; if (p ~ /us$/) { sub(/us/, "", p); p /= 1000 } else if (p ~ /ms$/) { sub(/ms/, "", p) } else if (p ~ /s$/) { sub(/s/, "", p); p *= 1000 } } END { print rate, p }'
   done
 }
 
 livez=$(wrk_rate "http://127.0.0.1:$port/livez")
 lookup=$(wrk_rate "http://127.0.0.1:$port" crates/gridmap-benches/http/lookup.lua)
+keyed=""
+if [[ -n "${API_KEY:-}" ]]; then
+  keyed=$(wrk_rate "http://127.0.0.1:$port" crates/gridmap-benches/http/lookup.lua "Authorization: Bearer $API_KEY")
+fi
 
 IFS=, read -r west south east north <<<"$bbox"
 pgbench_script=$(mktemp)
@@ -60,6 +67,10 @@ pg_rate=$(echo "$pg" | median)
 echo "HTTP lookups, $connections connections, median of $runs runs of ${seconds}s:"
 printf '  /livez (HTTP ceiling)      %10.0f req/s\n' "$livez_rate"
 printf '  /api/v1/lookup             %10.0f req/s   p99 %.2f ms\n' "$lookup_rate" "$lookup_p99"
+if [[ -n "$keyed" ]]; then
+  printf '  /api/v1/lookup, API key    %10.0f req/s   p99 %.2f ms\n' \
+    "$(echo "$keyed" | awk '{ print $1 }' | median)" "$(echo "$keyed" | awk '{ print $2 }' | median)"
+fi
 printf '  PostGIS via pgbench        %10.0f q/s\n' "$pg_rate"
 awk -v l="$lookup_rate" -v c="$livez_rate" -v p="$pg_rate" \
   'BEGIN { printf "  lookup / ceiling %.0f%%, lookup / PostGIS %.1fx\n", 100 * l / c, l / p }'
