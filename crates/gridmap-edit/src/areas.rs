@@ -98,10 +98,7 @@ pub struct AreaFields {
 /// # Errors
 /// When the database cannot be read.
 pub async fn get(pool: &PgPool, area: AreaKind, code: &str) -> Result<Option<Value>, EditError> {
-    let mut conn = pool.acquire().await?;
-    Ok(audit::snapshot(&mut conn, area.entity(), code)
-        .await?
-        .map(audit::without_ewkb))
+    audit::current(pool, area.entity(), code).await
 }
 
 /// Creates a grid unit or community.

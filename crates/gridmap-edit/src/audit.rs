@@ -64,6 +64,20 @@ pub(crate) async fn snapshot(
     text.as_deref().map(parse_json).transpose()
 }
 
+/// The object as callers see it: its snapshot without the exact-geometry
+/// member, or None. Behind every `GET` of the editing API.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn current(
+    pool: &PgPool,
+    entity: Entity,
+    code: &str,
+) -> Result<Option<Value>, EditError> {
+    let mut conn = pool.acquire().await?;
+    Ok(snapshot(&mut conn, entity, code).await?.map(without_ewkb))
+}
+
 /// The id shared by the audit rows of one write.
 pub(crate) async fn new_change(conn: &mut PgConnection) -> Result<i64, EditError> {
     Ok(sqlx::query_scalar("SELECT nextval('gridmap_change_seq')")

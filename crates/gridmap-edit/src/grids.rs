@@ -46,24 +46,15 @@ pub struct GridChanges {
 /// # Errors
 /// When the database cannot be read.
 pub async fn get(pool: &PgPool, code: &str) -> Result<Option<Value>, EditError> {
-    let mut conn = pool.acquire().await?;
-    Ok(audit::snapshot(&mut conn, Entity::Grid, code)
-        .await?
-        .map(audit::without_ewkb))
+    audit::current(pool, Entity::Grid, code).await
 }
 
-/// The community a grid code belongs to, read from the row if the grid
-/// exists (the code's first 12 digits otherwise).
+/// The community of an existing grid; None when there is no such grid.
 ///
 /// # Errors
 /// When the database cannot be read.
 pub async fn community_of(pool: &PgPool, code: &str) -> Result<Option<String>, EditError> {
-    Ok(
-        sqlx::query_scalar("SELECT community_code FROM grids WHERE code = $1")
-            .bind(code)
-            .fetch_optional(pool)
-            .await?,
-    )
+    community_of_conn(&mut *pool.acquire().await?, code).await
 }
 
 /// Creates a grid.

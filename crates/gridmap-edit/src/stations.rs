@@ -35,10 +35,7 @@ pub struct StationFields {
 /// # Errors
 /// When the database cannot be read.
 pub async fn get(pool: &PgPool, code: &str) -> Result<Option<Value>, EditError> {
-    let mut conn = pool.acquire().await?;
-    Ok(audit::snapshot(&mut conn, Entity::Station, code)
-        .await?
-        .map(audit::without_ewkb))
+    audit::current(pool, Entity::Station, code).await
 }
 
 /// The community of an existing station.
@@ -46,12 +43,7 @@ pub async fn get(pool: &PgPool, code: &str) -> Result<Option<Value>, EditError> 
 /// # Errors
 /// When the database cannot be read.
 pub async fn community_of(pool: &PgPool, code: &str) -> Result<Option<String>, EditError> {
-    Ok(
-        sqlx::query_scalar("SELECT community_code FROM stations WHERE code = $1")
-            .bind(code)
-            .fetch_optional(pool)
-            .await?,
-    )
+    community_of_conn(&mut *pool.acquire().await?, code).await
 }
 
 /// Creates a station.
