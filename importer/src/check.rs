@@ -1,15 +1,12 @@
-//! Checks that need no database: field values, code formats, code nesting and
-//! duplicates inside the import.
-
-use std::collections::HashMap;
+//! Checks that need no database, run on each feature as it streams from the
+//! reader into its staging table: field values, code formats, code nesting.
 
 use gridmap_model::{AdminCode, CodeError};
 
 use crate::fields::{split_list, FieldSpec, LayerSpec, ValueKind};
 use crate::problem::{Problem, Problems};
-use crate::read::RawLayer;
+use crate::read::RawFeature;
 use crate::report::FieldUse;
-use crate::Entity;
 
 /// A converted field value, ready to bind.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,9 +37,11 @@ pub(crate) struct Row {
     pub wkb: Option<Vec<u8>>,
 }
 
-/// A layer after conversion.
+/// One source after its features were converted and copied into its staging
+/// table; only the counts and names stay in memory, the rows are in the
+/// database.
 #[derive(Debug)]
-pub(crate) struct CheckedLayer {
+pub(crate) struct StagedLayer {
     /// The position of the layer in load order, which orders its problems.
     pub order: usize,
     pub file_name: String,
@@ -50,10 +49,14 @@ pub(crate) struct CheckedLayer {
     pub fields: Vec<FieldUse>,
     pub crs: String,
     pub transformed: bool,
-    pub rows: Vec<Row>,
+    /// Features read and staged.
+    pub features: u64,
+    /// The temporary table holding the converted features (`feature`, the
+    /// spec's columns, `geom`, `rejected`).
+    pub stage: String,
 }
 
-impl CheckedLayer {
+impl StagedLayer {
     /// The label of a column in problems: its source field name if the layer
     /// has one, else the column name.
     pub(crate) fn label(&self, column_index: usize) -> &str {
@@ -78,71 +81,33 @@ impl CheckedLayer {
     }
 }
 
-/// Converts and checks every feature of `raw`, recording problems.
-pub(crate) fn check_values(order: usize, raw: RawLayer, problems: &mut Problems) -> CheckedLayer {
-    for problem in raw.problems {
-        problems.push(order, problem);
-    }
-    let mut layer = CheckedLayer {
-        order,
-        file_name: raw.file_name,
-        spec: raw.spec,
-        fields: raw.fields,
-        crs: raw.crs,
-        transformed: raw.transformed,
-        rows: Vec::with_capacity(raw.features.len()),
-    };
-    for feature in raw.features {
-        let mut values = Vec::with_capacity(feature.values.len());
-        for (index, (spec, text)) in layer.spec.fields.iter().zip(feature.values).enumerate() {
-            let value = match convert(spec, text.as_deref(), layer.fields[index].source.is_some()) {
-                Ok(value) => value,
-                Err(reason) => {
-                    problems.push(order, layer.problem(feature.number, Some(index), reason));
-                    Value::Null
-                }
-            };
-            values.push(value);
-        }
-        for problem in nesting_problems(&layer, feature.number, &values) {
-            problems.push(order, problem);
-        }
-        layer.rows.push(Row {
-            feature: feature.number,
-            values,
-            wkb: feature.wkb,
-        });
-    }
-    layer
-}
-
-/// Reports codes that occur twice in the import, naming the first occurrence.
-pub(crate) fn check_duplicates(layers: &[CheckedLayer], problems: &mut Problems) {
-    let mut seen: HashMap<(Entity, &str), (&str, u64)> = HashMap::new();
-    for layer in layers {
-        let Some(key) = layer.spec.key.and_then(|key| layer.spec.field_index(key)) else {
-            continue;
-        };
-        for row in &layer.rows {
-            let Some(code) = row.values[key].as_text() else {
-                continue;
-            };
-            match seen.get(&(layer.spec.entity, code)) {
-                Some((first_file, first_feature)) => problems.push(
+/// Converts and checks one feature of `layer`, recording problems.
+pub(crate) fn check_feature(
+    layer: &StagedLayer,
+    feature: RawFeature,
+    problems: &mut Problems,
+) -> Row {
+    let mut values = Vec::with_capacity(feature.values.len());
+    for (index, (spec, text)) in layer.spec.fields.iter().zip(feature.values).enumerate() {
+        let value = match convert(spec, text.as_deref(), layer.fields[index].source.is_some()) {
+            Ok(value) => value,
+            Err(reason) => {
+                problems.push(
                     layer.order,
-                    layer.problem(
-                        row.feature,
-                        Some(key),
-                        format!(
-                            "duplicate code {code:?}: already used by {first_file} feature {first_feature}"
-                        ),
-                    ),
-                ),
-                None => {
-                    seen.insert((layer.spec.entity, code), (&layer.file_name, row.feature));
-                }
+                    layer.problem(feature.number, Some(index), reason),
+                );
+                Value::Null
             }
-        }
+        };
+        values.push(value);
+    }
+    for problem in nesting_problems(layer, feature.number, &values) {
+        problems.push(layer.order, problem);
+    }
+    Row {
+        feature: feature.number,
+        values,
+        wkb: feature.wkb,
     }
 }
 
@@ -198,7 +163,7 @@ fn parse_integer(text: &str) -> Option<i64> {
 }
 
 /// Codes that do not start with their parent's code.
-fn nesting_problems(layer: &CheckedLayer, feature: u64, values: &[Value]) -> Vec<Problem> {
+fn nesting_problems(layer: &StagedLayer, feature: u64, values: &[Value]) -> Vec<Problem> {
     let mut found = Vec::new();
     for (child, parent) in layer.spec.nesting {
         let (Some(child_index), Some(parent_index)) = (
@@ -233,6 +198,7 @@ fn nesting_problems(layer: &CheckedLayer, feature: u64, values: &[Value]) -> Vec
 mod tests {
     use super::*;
     use crate::fields::LayerSpec;
+    use crate::Entity;
 
     fn spec(entity: Entity, column: &str) -> &'static FieldSpec {
         let layer = LayerSpec::of(entity);

@@ -6,20 +6,23 @@
 //! format. Nothing is parsed from text on the server, which is what makes it
 //! several times faster than `INSERT … SELECT … FROM UNNEST(…)`.
 //!
-//! Inserts go straight into the target table. Upserts go into a temporary
-//! staging table (dropped at commit) and from there into the target with
-//! `INSERT … SELECT … ON CONFLICT`. Both run inside the import's
-//! transaction: a failure, Ctrl-C or a killed process leaves nothing behind.
-//! The encoded rows are sent in chunks of [`CHUNK_BYTES`], so the buffer
-//! stays small whatever the layer size.
+//! Every source is streamed into a temporary staging table of its own
+//! (dropped at commit) as it is read; the checks that need the whole import
+//! (duplicates, parents, validity) then run there as set-based queries
+//! (`db.rs`), and the rows that pass move into the target with one
+//! `INSERT … SELECT` (`ON CONFLICT … DO UPDATE` for upserts). All of it runs
+//! inside the import's transaction: a failure, Ctrl-C or a killed process
+//! leaves nothing behind. The encoded rows are sent in chunks of
+//! [`CHUNK_BYTES`], so the buffer stays small whatever the layer size.
 
 use gridmap_model::STORAGE_SRID;
 use sqlx::PgConnection;
+use tokio::sync::mpsc;
 
-use crate::check::{Row, Value};
+use crate::check::{check_feature, Row, StagedLayer, Value};
 use crate::fields::{GeometryKind, LayerSpec, ValueKind};
-use crate::problem::ImportError;
-use crate::ImportOptions;
+use crate::problem::{ImportError, Problems};
+use crate::read::ReadMessage;
 
 /// Bytes encoded before they are sent to the server.
 const CHUNK_BYTES: usize = 4 << 20;
@@ -30,85 +33,138 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// The type OID of `text`, the element type of the list columns.
 const TEXT_OID: i32 = 25;
 
-/// The name of the staging table of an upsert.
-const STAGE: &str = "gridmap_import_stage";
+/// The name of the staging table of the source at position `order`.
+pub(crate) fn stage_name(order: usize) -> String {
+    format!("gridmap_import_stage_{order}")
+}
 
-/// Writes `rows` into `spec`'s table with binary COPY and returns the rows
-/// changed: all of them for an insert, for an upsert those inserted or
-/// updated because a value differed.
-pub(crate) async fn write_layer(
+/// Creates `layer`'s staging table: the feature number, the columns of the
+/// target with their types but without constraints, defaults, indexes or
+/// generated columns (a value that failed a check is staged as NULL), and a
+/// `rejected` flag for `--skip-invalid`. Temporary and dropped at commit, so a
+/// failure or a killed process leaves nothing behind.
+pub(crate) async fn create_stage(
     connection: &mut PgConnection,
-    spec: &LayerSpec,
-    rows: Vec<Row>,
-    upsert: bool,
-    progress: &ImportOptions,
-) -> Result<u64, ImportError> {
-    let table = spec.entity.table();
-    let columns: Vec<&str> = spec.fields.iter().map(|field| field.column).collect();
-    let column_list = columns.join(", ");
-    let target = if upsert {
-        // Same column types as the target, without its constraints, indexes
-        // and generated columns: only the upsert below checks them.
-        sqlx::query(&format!("DROP TABLE IF EXISTS pg_temp.{STAGE}"))
+    layer: &StagedLayer,
+) -> Result<(), ImportError> {
+    let table = layer.spec.entity.table();
+    let stage = &layer.stage;
+    let columns: Vec<&str> = layer.spec.fields.iter().map(|field| field.column).collect();
+    let statements = [
+        format!("DROP TABLE IF EXISTS pg_temp.{stage}"),
+        format!(
+            "CREATE TEMP TABLE {stage} ON COMMIT DROP AS \
+             SELECT 0::bigint AS feature, {columns}, geom, false AS rejected \
+             FROM {table} WITH NO DATA",
+            columns = columns.join(", ")
+        ),
+        format!("ALTER TABLE {stage} ALTER COLUMN rejected SET DEFAULT false"),
+    ];
+    for statement in statements {
+        sqlx::query(&statement)
             .execute(&mut *connection)
             .await
-            .map_err(ImportError::database("dropping the staging table"))?;
-        sqlx::query(&format!(
-            "CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS \
-             SELECT {column_list}, geom FROM {table} WITH NO DATA"
-        ))
-        .execute(&mut *connection)
-        .await
-        .map_err(ImportError::database(format!(
-            "creating the staging table of {table}"
-        )))?;
-        STAGE
-    } else {
-        table
-    };
-    let statement = format!("COPY {target} ({column_list}, geom) FROM STDIN (FORMAT binary)");
+            .map_err(ImportError::database(format!(
+                "creating the staging table of {}",
+                layer.file_name
+            )))?;
+    }
+    Ok(())
+}
+
+/// Converts and checks the features arriving from the reader and streams
+/// them with binary COPY into `layer`'s staging table; returns the features
+/// staged. Only one chunk of encoded rows and the reader's few batches in
+/// flight are in memory at any time.
+pub(crate) async fn stage_rows(
+    connection: &mut PgConnection,
+    layer: &StagedLayer,
+    receiver: &mut mpsc::Receiver<ReadMessage>,
+    problems: &mut Problems,
+) -> Result<u64, ImportError> {
+    let stage = &layer.stage;
+    let columns: Vec<&str> = layer.spec.fields.iter().map(|field| field.column).collect();
+    let statement = format!(
+        "COPY {stage} (feature, {}, geom) FROM STDIN (FORMAT binary)",
+        columns.join(", ")
+    );
     let mut copy = connection
         .copy_in_raw(&statement)
         .await
         .map_err(ImportError::database(format!(
-            "starting COPY into {target}"
+            "starting COPY into the staging table of {}",
+            layer.file_name
         )))?;
     let mut buffer = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
     buffer.extend_from_slice(SIGNATURE);
     buffer.extend_from_slice(&0i32.to_be_bytes());
     buffer.extend_from_slice(&0i32.to_be_bytes());
-    let mut pending = 0u64;
-    let copy_error = || ImportError::database(format!("copying rows into {table}"));
-    for row in rows {
-        if let Err(reason) = encode_row(&mut buffer, spec, &row) {
-            let _ = copy.abort(reason.clone()).await;
-            return Err(ImportError::Encode {
-                table,
-                feature: row.feature,
-                reason,
-            });
+    let copy_error = || {
+        ImportError::database(format!(
+            "copying the features of {} into their staging table",
+            layer.file_name
+        ))
+    };
+    let mut staged = 0u64;
+    while let Some(message) = receiver.recv().await {
+        let ReadMessage::Batch(batch) = message else {
+            continue;
+        };
+        for problem in batch.problems {
+            problems.push(layer.order, problem);
         }
-        pending += 1;
-        if buffer.len() >= CHUNK_BYTES {
-            copy.send(std::mem::take(&mut buffer))
-                .await
-                .map_err(copy_error())?;
-            buffer.reserve(CHUNK_BYTES + (64 << 10));
-            progress.advance(pending);
-            pending = 0;
+        for feature in batch.features {
+            let row = check_feature(layer, feature, problems);
+            if let Err(reason) = encode_row(&mut buffer, layer.spec, &row) {
+                let _ = copy.abort(reason.clone()).await;
+                return Err(ImportError::Encode {
+                    table: layer.spec.entity.table(),
+                    feature: row.feature,
+                    reason,
+                });
+            }
+            staged += 1;
+            if buffer.len() >= CHUNK_BYTES {
+                copy.send(std::mem::take(&mut buffer))
+                    .await
+                    .map_err(copy_error())?;
+                buffer.reserve(CHUNK_BYTES + (64 << 10));
+            }
         }
     }
     buffer.extend_from_slice(&(-1i16).to_be_bytes());
     copy.send(buffer).await.map_err(copy_error())?;
-    let copied = copy.finish().await.map_err(copy_error())?;
-    progress.advance(pending);
-    if !upsert {
-        return Ok(copied);
-    }
-    let result = sqlx::query(&upsert_from_stage_sql(spec))
-        .execute(&mut *connection)
-        .await
-        .map_err(ImportError::database(format!("upserting into {table}")))?;
+    copy.finish().await.map_err(copy_error())?;
+    Ok(staged)
+}
+
+/// Writes the staged rows not rejected into `layer`'s table and returns the
+/// rows changed: all of them for an insert, for an upsert those inserted or
+/// updated because a value differed.
+pub(crate) async fn write_layer(
+    connection: &mut PgConnection,
+    layer: &StagedLayer,
+    upsert: bool,
+) -> Result<u64, ImportError> {
+    let table = layer.spec.entity.table();
+    let sql = if upsert {
+        upsert_from_stage_sql(layer.spec, &layer.stage)
+    } else {
+        let columns: Vec<&str> = layer.spec.fields.iter().map(|field| field.column).collect();
+        format!(
+            "INSERT INTO {table} ({columns}, geom) SELECT {columns}, geom FROM {stage} \
+             WHERE NOT rejected",
+            columns = columns.join(", "),
+            stage = layer.stage
+        )
+    };
+    let result =
+        sqlx::query(&sql)
+            .execute(&mut *connection)
+            .await
+            .map_err(ImportError::database(format!(
+                "writing the rows of {table}"
+            )))?;
     Ok(result.rows_affected())
 }
 
@@ -116,7 +172,7 @@ pub(crate) async fn write_layer(
 /// codes updated where a value differs. The `WHERE … IS DISTINCT FROM` leaves
 /// identical rows untouched, so a re-run writes nothing, fires no change
 /// notification for them, and reports 0 rows.
-pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec) -> String {
+pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec, stage: &str) -> String {
     let table = spec.entity.table();
     let key = spec.key.unwrap_or("code");
     let all: Vec<&str> = spec.fields.iter().map(|field| field.column).collect();
@@ -139,8 +195,8 @@ pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec) -> String {
         .map(|column| format!("EXCLUDED.{column}"))
         .collect();
     format!(
-        "INSERT INTO {table} ({columns}, geom) SELECT {columns}, geom FROM {STAGE} \
-         ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({stored}) IS DISTINCT FROM ({excluded})",
+        "INSERT INTO {table} ({columns}, geom) SELECT {columns}, geom FROM {stage} \
+         WHERE NOT rejected ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({stored}) IS DISTINCT FROM ({excluded})",
         columns = all.join(", "),
         set = set.join(", "),
         stored = stored.join(", "),
@@ -151,8 +207,10 @@ pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec) -> String {
 /// Appends one tuple: the field count, then each field as length and bytes
 /// (length -1 for NULL).
 fn encode_row(buffer: &mut Vec<u8>, spec: &LayerSpec, row: &Row) -> Result<(), String> {
-    let count = i16::try_from(spec.fields.len() + 1).map_err(|_| "too many columns")?;
+    let count = i16::try_from(spec.fields.len() + 2).map_err(|_| "too many columns")?;
     buffer.extend_from_slice(&count.to_be_bytes());
+    let feature = i64::try_from(row.feature).map_err(|_| "feature number too large")?;
+    put_field(buffer, &feature.to_be_bytes());
     for (field, value) in spec.fields.iter().zip(&row.values) {
         match (field.value, value) {
             (ValueKind::Integer { .. }, Value::Integer(number)) => {
@@ -168,7 +226,11 @@ fn encode_row(buffer: &mut Vec<u8>, spec: &LayerSpec, row: &Row) -> Result<(), S
             _ => buffer.extend_from_slice(&(-1i32).to_be_bytes()),
         }
     }
-    let wkb = row.wkb.as_deref().ok_or("the feature has no geometry")?;
+    // A geometry that failed a check while reading is staged as NULL.
+    let Some(wkb) = row.wkb.as_deref() else {
+        buffer.extend_from_slice(&(-1i32).to_be_bytes());
+        return Ok(());
+    };
     let start = buffer.len();
     buffer.extend_from_slice(&0i32.to_be_bytes());
     ewkb(buffer, wkb, spec.geometry == GeometryKind::Area)?;
@@ -292,7 +354,7 @@ mod tests {
 
     #[test]
     fn upsert_updates_only_rows_that_differ() {
-        let sql = upsert_from_stage_sql(LayerSpec::of(Entity::Grids));
+        let sql = upsert_from_stage_sql(LayerSpec::of(Entity::Grids), "stage");
         assert!(
             sql.starts_with("INSERT INTO grids (code, name, community_code, kind, status, worker_name, worker_phone, geom) SELECT "),
             "{sql}"

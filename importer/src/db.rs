@@ -1,35 +1,29 @@
-//! Checks that need the database (codes already stored, parents, geometry
-//! validity by PostGIS) and the deletes of a replace; the writes are in
-//! `copy.rs`.
+//! Checks that need the whole import or the database (duplicate codes, codes
+//! already stored, parents, geometry validity by PostGIS), run as set-based
+//! queries over the staging tables, and the deletes of a replace; the writes
+//! are in `copy.rs`.
 //!
 //! Table and column names in the SQL below come from the constant alias table
-//! in [`crate::fields`], never from input, so formatting them in is safe.
+//! in [`crate::fields`] and the staging tables' generated names, never from
+//! input, so formatting them in is safe.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use gridmap_model::STORAGE_SRID;
 use sqlx::{PgConnection, Row as _};
 
-use crate::check::CheckedLayer;
+use crate::check::StagedLayer;
 use crate::fields::{GeometryKind, LayerSpec, ValueKind};
 use crate::problem::{ImportError, Problems};
 use crate::{Entity, ImportMode, Problem};
-
-/// Geometries per validity query: large enough that round trips do not
-/// matter, small enough to keep each message to a few megabytes.
-const BATCH_ROWS: usize = 5_000;
 
 /// Blocks other writers of the tables this import fills until it commits, so
 /// the duplicate checks below stay true until the inserts. Readers (the tile
 /// server) are not blocked.
 pub(crate) async fn lock_tables(
     connection: &mut PgConnection,
-    layers: &[CheckedLayer],
+    entities: &[Entity],
 ) -> Result<(), ImportError> {
-    let mut tables: Vec<&str> = layers
-        .iter()
-        .map(|layer| layer.spec.entity.table())
-        .collect();
+    let mut tables: Vec<&str> = entities.iter().map(|entity| entity.table()).collect();
     tables.dedup();
     if tables.is_empty() {
         return Ok(());
@@ -45,68 +39,143 @@ pub(crate) async fn lock_tables(
     Ok(())
 }
 
-/// Records codes already stored, references to parents found nowhere, and
-/// geometries PostGIS considers invalid.
+/// Records codes used twice in the import, codes already stored, references
+/// to parents found nowhere, and geometries PostGIS considers invalid.
 ///
-/// With `repair`, invalid areas are repaired instead (see [`check_geometry`]);
-/// the returned list says per feature what changed.
+/// With `repair`, invalid areas are repaired in the staging tables instead
+/// (see [`check_geometry`]); the returned list says per feature what changed.
 pub(crate) async fn check_against_database(
     connection: &mut PgConnection,
-    layers: &mut [CheckedLayer],
+    layers: &[StagedLayer],
     mode: ImportMode,
     repair: bool,
     problems: &mut Problems,
 ) -> Result<Vec<Problem>, ImportError> {
-    {
-        let imported = imported_codes(layers);
-        for layer in layers.iter() {
-            // Upsert and replace update stored codes, so only insert refuses them.
-            if mode == ImportMode::Insert {
-                check_existing(connection, layer, problems).await?;
-            }
-            check_references(connection, layer, &imported, problems).await?;
+    let mut entities: Vec<Entity> = layers.iter().map(|layer| layer.spec.entity).collect();
+    entities.dedup();
+    for entity in entities {
+        check_duplicates(connection, layers, entity, problems).await?;
+    }
+    for layer in layers {
+        // Upsert and replace update stored codes, so only insert refuses them.
+        if mode == ImportMode::Insert {
+            check_existing(connection, layer, problems).await?;
         }
+        check_references(connection, layer, layers, problems).await?;
     }
     let mut repaired = Vec::new();
-    for layer in layers.iter_mut() {
+    for layer in layers {
         check_geometry(connection, layer, repair, problems, &mut repaired).await?;
     }
     Ok(repaired)
 }
 
+/// `SELECT <order> AS o, <columns> FROM <stage> UNION ALL …` over the staging
+/// tables of `entity`, or `None` when the import has none.
+pub(crate) fn stages_of(layers: &[StagedLayer], entity: Entity, columns: &str) -> Option<String> {
+    let parts: Vec<String> = layers
+        .iter()
+        .filter(|layer| layer.spec.entity == entity)
+        .map(|layer| {
+            format!(
+                "SELECT {order}::int4 AS o, {columns} FROM {stage}",
+                order = layer.order,
+                stage = layer.stage
+            )
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" UNION ALL "))
+}
+
+/// Reports codes that occur twice in the import, naming the first occurrence.
+async fn check_duplicates(
+    connection: &mut PgConnection,
+    layers: &[StagedLayer],
+    entity: Entity,
+    problems: &mut Problems,
+) -> Result<(), ImportError> {
+    let Some(key) = LayerSpec::of(entity).key else {
+        return Ok(());
+    };
+    let Some(all) = stages_of(layers, entity, &format!("feature, {key} AS code")) else {
+        return Ok(());
+    };
+    // Grouping first keeps the window (a sort) to the few duplicated codes.
+    let sql = format!(
+        "WITH a AS MATERIALIZED ({all}), \
+              twice AS (SELECT code FROM a WHERE code IS NOT NULL GROUP BY code HAVING count(*) > 1) \
+         SELECT o, feature, code, first_o, first_feature FROM ( \
+             SELECT a.o, a.feature, a.code, \
+                    first_value(a.o) OVER w AS first_o, first_value(a.feature) OVER w AS first_feature \
+             FROM a JOIN twice USING (code) \
+             WINDOW w AS (PARTITION BY a.code ORDER BY a.o, a.feature)) d \
+         WHERE (o, feature) <> (first_o, first_feature) \
+         ORDER BY o, feature"
+    );
+    let rows = sqlx::query(&sql)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(ImportError::database(format!(
+            "looking for duplicate codes of {entity}"
+        )))?;
+    let by_order: HashMap<usize, &StagedLayer> =
+        layers.iter().map(|layer| (layer.order, layer)).collect();
+    let key_index = LayerSpec::of(entity).field_index(key);
+    for row in rows {
+        let read = || ImportError::database("reading a duplicate code");
+        let order: i32 = row.try_get(0).map_err(read())?;
+        let feature: i64 = row.try_get(1).map_err(read())?;
+        let code: String = row.try_get(2).map_err(read())?;
+        let first_order: i32 = row.try_get(3).map_err(read())?;
+        let first_feature: i64 = row.try_get(4).map_err(read())?;
+        let (Some(layer), Some(first)) = (
+            by_order.get(&(order as usize)),
+            by_order.get(&(first_order as usize)),
+        ) else {
+            continue;
+        };
+        problems.push(
+            layer.order,
+            layer.problem(
+                feature as u64,
+                key_index,
+                format!(
+                    "duplicate code {code:?}: already used by {} feature {first_feature}",
+                    first.file_name
+                ),
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// For `--mode replace`: deletes the stored rows of `entity` whose codes
-/// `layers` do not contain (every row, for roads). Returns the rows deleted,
+/// the import does not keep (every row, for roads). Returns the rows deleted,
 /// or the problem when other tables still reference some of them; the
 /// transaction is then unusable and must be rolled back.
 pub(crate) async fn delete_missing(
     connection: &mut PgConnection,
     entity: Entity,
-    layers: &[CheckedLayer],
+    layers: &[StagedLayer],
 ) -> Result<Result<u64, Problem>, ImportError> {
     let table = entity.table();
     let spec = LayerSpec::of(entity);
-    // An empty list of kept codes deletes every row, which is also what a
-    // replace of roads (no code) needs.
-    let kept: Vec<String> = match spec.key.and_then(|key| spec.field_index(key)) {
-        None => Vec::new(),
-        Some(key) => layers
-            .iter()
-            .filter(|layer| layer.spec.entity == entity)
-            .flat_map(|layer| &layer.rows)
-            .filter_map(|row| row.values[key].as_text().map(str::to_owned))
-            .collect(),
-    };
-    let condition = if spec.key.is_some() {
-        "WHERE code <> ALL($1::text[])"
-    } else {
-        "WHERE cardinality($1::text[]) = 0"
+    let condition = match spec
+        .key
+        .and_then(|key| stages_of(layers, entity, &format!("{key} AS code, rejected")))
+    {
+        Some(kept) => format!(
+            "WHERE NOT EXISTS (SELECT 1 FROM ({kept}) k WHERE NOT k.rejected AND k.code = {table}.code)"
+        ),
+        // Roads have no code: a replace empties the table.
+        None => String::new(),
     };
     // DELETE rather than TRUNCATE: TRUNCATE would block the tile server's
     // reads of the table until the import commits.
     let sql = format!(
         "WITH gone AS (DELETE FROM {table} {condition} RETURNING 1) SELECT count(*) FROM gone"
     );
-    let query = sqlx::query_scalar::<_, i64>(&sql).bind(kept);
+    let query = sqlx::query_scalar::<_, i64>(&sql);
     match query.fetch_one(connection).await {
         Ok(count) => Ok(Ok(u64::try_from(count).unwrap_or_default())),
         Err(err)
@@ -137,70 +206,100 @@ pub(crate) async fn delete_missing(
     }
 }
 
-/// The codes each entity gets from this import.
-fn imported_codes(layers: &[CheckedLayer]) -> HashMap<Entity, HashSet<&str>> {
-    let mut codes: HashMap<Entity, HashSet<&str>> = HashMap::new();
-    for layer in layers {
-        let Some(key) = layer.spec.key.and_then(|key| layer.spec.field_index(key)) else {
-            continue;
-        };
-        codes.entry(layer.spec.entity).or_default().extend(
-            layer
-                .rows
-                .iter()
-                .filter_map(|row| row.values[key].as_text()),
-        );
-    }
-    codes
-}
-
-/// Which of `codes` exist in `entity`'s table.
-pub(crate) async fn stored_codes(
+/// Reads `(feature, text)` pairs.
+async fn feature_texts(
     connection: &mut PgConnection,
-    entity: Entity,
-    codes: Vec<String>,
-) -> Result<HashSet<String>, ImportError> {
-    if codes.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let sql = format!("SELECT code FROM {} WHERE code = ANY($1)", entity.table());
-    let found: Vec<String> = sqlx::query_scalar(&sql)
-        .bind(codes)
+    sql: &str,
+    what: String,
+) -> Result<Vec<(u64, String)>, ImportError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(sql)
         .fetch_all(connection)
         .await
-        .map_err(ImportError::database(format!(
-            "looking up codes in {}",
-            entity.table()
-        )))?;
-    Ok(found.into_iter().collect())
+        .map_err(ImportError::database(what))?;
+    Ok(rows
+        .into_iter()
+        .map(|(feature, text)| (feature as u64, text))
+        .collect())
 }
 
 async fn check_existing(
     connection: &mut PgConnection,
-    layer: &CheckedLayer,
+    layer: &StagedLayer,
     problems: &mut Problems,
 ) -> Result<(), ImportError> {
-    let Some(key) = layer.spec.key.and_then(|key| layer.spec.field_index(key)) else {
+    let Some(key) = layer.spec.key else {
         return Ok(());
     };
-    let codes = layer
-        .rows
-        .iter()
-        .filter_map(|row| row.values[key].as_text().map(str::to_owned))
-        .collect();
+    let key_index = layer.spec.field_index(key);
     let table = layer.spec.entity.table();
-    let stored = stored_codes(connection, layer.spec.entity, codes).await?;
-    for row in &layer.rows {
-        if let Some(code) = row.values[key]
-            .as_text()
-            .filter(|code| stored.contains(*code))
-        {
+    let sql = format!(
+        "SELECT s.feature, s.{key} FROM {stage} s JOIN {table} t ON t.{key} = s.{key} \
+         ORDER BY s.feature",
+        stage = layer.stage
+    );
+    let found = feature_texts(
+        connection,
+        &sql,
+        format!("looking up the codes of {} in {table}", layer.file_name),
+    )
+    .await?;
+    for (feature, code) in found {
+        problems.push(
+            layer.order,
+            layer.problem(
+                feature,
+                key_index,
+                format!("code {code:?} already exists in the database (table {table})"),
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Reports references to parent codes that neither the parent's table nor
+/// the import holds: one anti-join per reference column.
+async fn check_references(
+    connection: &mut PgConnection,
+    layer: &StagedLayer,
+    layers: &[StagedLayer],
+    problems: &mut Problems,
+) -> Result<(), ImportError> {
+    for (index, field) in layer.spec.fields.iter().enumerate() {
+        let Some(parent) = field.references else {
+            continue;
+        };
+        let column = field.column;
+        let parent_key = LayerSpec::of(parent).key.unwrap_or("code");
+        let in_import = stages_of(layers, parent, &format!("{parent_key} AS code"))
+            .map(|all| {
+                format!(" AND NOT EXISTS (SELECT 1 FROM ({all}) p WHERE p.code = s.{column})")
+            })
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT s.feature, s.{column} FROM {stage} s \
+             WHERE s.{column} IS NOT NULL \
+               AND NOT EXISTS (SELECT 1 FROM {parent_table} t WHERE t.{parent_key} = s.{column}){in_import} \
+             ORDER BY s.feature",
+            stage = layer.stage,
+            parent_table = parent.table(),
+        );
+        let missing = feature_texts(
+            connection,
+            &sql,
+            format!("looking up the parents of {}", layer.file_name),
+        )
+        .await?;
+        let what = match field.value {
+            ValueKind::Code(level) => level.as_str(),
+            _ => parent.as_str(),
+        };
+        for (feature, code) in missing {
             problems.push(
                 layer.order,
                 layer.problem(
-                    row.feature,
-                    Some(key),
-                    format!("code {code:?} already exists in the database (table {table})"),
+                    feature,
+                    Some(index),
+                    format!("{what} {code:?} exists neither in the database nor in this import"),
                 ),
             );
         }
@@ -208,153 +307,84 @@ async fn check_existing(
     Ok(())
 }
 
-async fn check_references(
-    connection: &mut PgConnection,
-    layer: &CheckedLayer,
-    imported: &HashMap<Entity, HashSet<&str>>,
-    problems: &mut Problems,
-) -> Result<(), ImportError> {
-    let empty = HashSet::new();
-    for (index, field) in layer.spec.fields.iter().enumerate() {
-        let Some(parent) = field.references else {
-            continue;
-        };
-        let in_import = imported.get(&parent).unwrap_or(&empty);
-        let outside: HashSet<&str> = layer
-            .rows
-            .iter()
-            .filter_map(|row| row.values[index].as_text())
-            .filter(|code| !in_import.contains(code))
-            .collect();
-        let codes = outside.iter().map(|code| (*code).to_owned()).collect();
-        let stored = stored_codes(connection, parent, codes).await?;
-        let what = match field.value {
-            ValueKind::Code(level) => level.as_str(),
-            _ => parent.as_str(),
-        };
-        for row in &layer.rows {
-            let Some(code) = row.values[index].as_text() else {
-                continue;
-            };
-            if outside.contains(code) && !stored.contains(code) {
-                problems.push(
-                    layer.order,
-                    layer.problem(
-                        row.feature,
-                        Some(index),
-                        format!(
-                            "{what} {code:?} exists neither in the database nor in this import"
-                        ),
-                    ),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Asks PostGIS for the validity of every area and line, naming the reason
-/// (`Self-intersection[x y]`, `Ring Self-intersection`, `Hole lies outside shell`, …).
+/// Asks PostGIS for the validity of every staged area and line, naming the
+/// reason (`Self-intersection[x y]`, `Ring Self-intersection`, `Hole lies
+/// outside shell`, …).
 ///
-/// With `repair`, an invalid area is replaced by the polygons of
-/// `ST_MakeValid` (method `structure`, which keeps the area a crossing ring
-/// encloses rather than dropping it) and the change is added to `repaired`;
-/// an area that repairs to nothing, and every invalid line, stays a problem.
+/// With `repair`, an invalid area is replaced in the staging table by the
+/// polygons of `ST_MakeValid` (method `structure`, which keeps the area a
+/// crossing ring encloses rather than dropping it) and the change is added to
+/// `repaired`; an area that repairs to nothing, and every invalid line, stays
+/// a problem.
 async fn check_geometry(
     connection: &mut PgConnection,
-    layer: &mut CheckedLayer,
+    layer: &StagedLayer,
     repair: bool,
     problems: &mut Problems,
     repaired: &mut Vec<Problem>,
 ) -> Result<(), ImportError> {
-    let geometry = match layer.spec.geometry {
+    if layer.spec.geometry == GeometryKind::Point {
         // Points are valid once their coordinates passed the extent check.
-        GeometryKind::Point => return Ok(()),
-        GeometryKind::Area => format!("ST_Multi(ST_GeomFromWKB(u.wkb, {STORAGE_SRID}))"),
-        GeometryKind::Line => format!("ST_GeomFromWKB(u.wkb, {STORAGE_SRID})"),
-    };
+        return Ok(());
+    }
+    let stage = &layer.stage;
     let repair_areas = repair && layer.spec.geometry == GeometryKind::Area;
-    let repaired_sql = if repair_areas {
-        "r.g"
+    let fixed = if repair_areas {
+        "ST_Multi(ST_CollectionExtract(ST_MakeValid(geom, 'method=structure'), 3))"
     } else {
         "NULL::geometry"
     };
     let sql = format!(
-        "SELECT t.i, ST_IsValidReason(t.g), ST_AsBinary({repaired_sql}), \
-                ST_NumGeometries({repaired_sql}), ST_Area({repaired_sql}::geography) \
-         FROM (SELECT u.i, {geometry} AS g FROM unnest($1::bytea[]) WITH ORDINALITY AS u(wkb, i)) AS t \
-         CROSS JOIN LATERAL (SELECT CASE WHEN {repair_areas} AND NOT ST_IsValid(t.g) THEN \
-             ST_Multi(ST_CollectionExtract(ST_MakeValid(t.g, 'method=structure'), 3)) END AS g) AS r \
-         WHERE NOT ST_IsValid(t.g)"
+        "WITH invalid AS MATERIALIZED ( \
+             SELECT feature, ST_IsValidReason(geom) AS reason, {fixed} AS fixed \
+             FROM {stage} WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)), \
+         replaced AS ( \
+             UPDATE {stage} s SET geom = i.fixed FROM invalid i \
+             WHERE s.feature = i.feature AND NOT ST_IsEmpty(i.fixed)) \
+         SELECT i.feature, i.reason, ST_NumGeometries(i.fixed), ST_Area(i.fixed::geography) \
+         FROM invalid i ORDER BY i.feature"
     );
-    let with_geometry: Vec<usize> = (0..layer.rows.len())
-        .filter(|index| layer.rows[*index].wkb.is_some())
-        .collect();
-    for batch in with_geometry.chunks(BATCH_ROWS) {
-        let wkbs: Vec<&[u8]> = batch
-            .iter()
-            .filter_map(|index| layer.rows[*index].wkb.as_deref())
-            .collect();
-        let invalid = sqlx::query(&sql)
-            .bind(wkbs)
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(ImportError::database(format!(
-                "checking geometries of {} in PostGIS",
-                layer.file_name
-            )))?;
-        for record in invalid {
-            let read = ImportError::database("reading a validity row");
-            let ordinal: i64 = record.try_get(0).map_err(read)?;
-            let reason: String = record
-                .try_get(1)
-                .map_err(ImportError::database("reading a validity row"))?;
-            let fixed: Option<Vec<u8>> = record
-                .try_get(2)
-                .map_err(ImportError::database("reading a validity row"))?;
-            let parts: Option<i32> = record
-                .try_get(3)
-                .map_err(ImportError::database("reading a validity row"))?;
-            let area: Option<f64> = record
-                .try_get(4)
-                .map_err(ImportError::database("reading a validity row"))?;
-            let Some(index) = usize::try_from(ordinal - 1)
-                .ok()
-                .and_then(|i| batch.get(i))
-                .copied()
-            else {
-                continue;
-            };
-            let feature = layer.rows[index].feature;
-            let described = describe_invalid(&reason);
-            match (fixed, parts) {
-                (Some(wkb), Some(parts)) if parts > 0 => {
-                    repaired.push(layer.problem(
+    let invalid = sqlx::query(&sql)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(ImportError::database(format!(
+            "checking geometries of {} in PostGIS",
+            layer.file_name
+        )))?;
+    for record in invalid {
+        let read = || ImportError::database("reading a validity row");
+        let feature: i64 = record.try_get(0).map_err(read())?;
+        let reason: String = record.try_get(1).map_err(read())?;
+        let parts: Option<i32> = record.try_get(2).map_err(read())?;
+        let area: Option<f64> = record.try_get(3).map_err(read())?;
+        let feature = feature as u64;
+        let described = describe_invalid(&reason);
+        match parts {
+            Some(parts) if parts > 0 => {
+                repaired.push(layer.problem(
+                    feature,
+                    None,
+                    format!(
+                        "{described} repaired into {parts} polygon{} of {:.1} m² in all",
+                        if parts == 1 { "" } else { "s" },
+                        area.unwrap_or(0.0)
+                    ),
+                ));
+            }
+            _ => {
+                let suffix = if repair_areas {
+                    "; --repair leaves nothing of it"
+                } else {
+                    ""
+                };
+                problems.push(
+                    layer.order,
+                    layer.problem(
                         feature,
                         None,
-                        format!(
-                            "{described} repaired into {parts} polygon{} of {:.1} m² in all",
-                            if parts == 1 { "" } else { "s" },
-                            area.unwrap_or(0.0)
-                        ),
-                    ));
-                    layer.rows[index].wkb = Some(wkb);
-                }
-                _ => {
-                    let suffix = if repair_areas {
-                        "; --repair leaves nothing of it"
-                    } else {
-                        ""
-                    };
-                    problems.push(
-                        layer.order,
-                        layer.problem(
-                            feature,
-                            None,
-                            format!("invalid geometry: {described}{suffix}"),
-                        ),
-                    );
-                }
+                        format!("invalid geometry: {described}{suffix}"),
+                    ),
+                );
             }
         }
     }

@@ -14,26 +14,31 @@
 //! # Ok(()) }
 //! ```
 //!
-//! An import runs in three steps:
+//! An import runs in three steps, in one transaction:
 //!
 //! 1. Every source is read through GDAL on the blocking pool (`read.rs`): fields
 //!    are found by the alias table in [`fields`] (`WGBM`, `网格编码` or `code`
 //!    for a grid's code, …), geometries are checked for type and shape and
-//!    brought to EPSG:4490.
-//! 2. Every feature is checked (`check.rs`, then `db.rs` against the database):
-//!    code formats and nesting, required values, vocabularies, duplicates in
-//!    the import and in the database, parents that exist nowhere, geometry
-//!    validity by PostGIS. All problems are collected; if there is any, the
-//!    import is [`ImportError::Rejected`] and nothing is written, unless
-//!    [`ImportOptions::skip_invalid`] drops the rejected features and their
-//!    dependants instead (`skip.rs`). `--rejects` writes them out (`rejects.rs`).
+//!    brought to EPSG:4490. Features stream in batches through a bounded
+//!    channel; each is converted and checked on its own (`check.rs`: code
+//!    formats and nesting, required values, vocabularies) and copied with
+//!    binary COPY into a temporary staging table of its source (`copy.rs`).
+//!    Memory stays flat whatever the file size.
+//! 2. The checks that need the whole import run as set-based queries over the
+//!    staging tables (`db.rs`): duplicates in the import and in the database,
+//!    parents that exist nowhere, geometry validity by PostGIS. All problems
+//!    are collected; if there is any, the import is [`ImportError::Rejected`]
+//!    and rolled back, unless [`ImportOptions::skip_invalid`] flags the
+//!    rejected features and their dependants instead (`skip.rs`). `--rejects`
+//!    writes them out (`rejects.rs`).
 //! 3. In replace mode, stored rows the import does not contain are deleted,
-//!    children first. Then all layers are written in dependency order, in one
-//!    transaction, with binary `COPY … FROM STDIN` (`copy.rs`): straight into
-//!    the table for inserts, through a temporary staging table and
-//!    `INSERT … SELECT … ON CONFLICT (code) DO UPDATE` in upsert and replace
-//!    modes.
+//!    children first. Then every layer moves from its staging table into its
+//!    table in dependency order with one `INSERT … SELECT` (`ON CONFLICT (code)
+//!    DO UPDATE` in upsert and replace modes). A large load into a table no
+//!    larger than the load drops the table's secondary indexes and foreign
+//!    keys first and creates them again after (`bulk.rs`).
 
+mod bulk;
 mod check;
 mod copy;
 mod db;
@@ -124,29 +129,48 @@ pub async fn import(
     let mut ordered: Vec<Source> = sources.to_vec();
     // A stable sort keeps the caller's order among files of one entity.
     ordered.sort_by_key(|source| source.entity);
-
-    options.stage("reading", None);
-    let raw_layers = read_all(&ordered, options).await?;
-    let read_time = started.elapsed();
-
-    let checks_started = Instant::now();
-    options.stage("checking", None);
-    let mut problems = problem::Problems::default();
-    let mut layers: Vec<check::CheckedLayer> = raw_layers
-        .into_iter()
-        .enumerate()
-        .map(|(order, raw)| check::check_values(order, raw, &mut problems))
-        .collect();
-    check::check_duplicates(&layers, &mut problems);
+    // A missing file is an error before anything else happens.
+    for source in &ordered {
+        let path_text = source.path.to_string_lossy();
+        if !path_text.starts_with("/vsi") {
+            std::fs::metadata(&source.path).map_err(|err| ImportError::Io {
+                path: source.path.clone(),
+                source: err,
+            })?;
+        }
+    }
 
     let mut transaction = pool
         .begin()
         .await
         .map_err(ImportError::database("starting the import transaction"))?;
-    db::lock_tables(&mut transaction, &layers).await?;
+    let entities: Vec<Entity> = ordered.iter().map(|source| source.entity).collect();
+    db::lock_tables(&mut transaction, &entities).await?;
+    // Session settings for this transaction only: the checks group and sort
+    // whole layers, and index builds sort whole tables.
+    sqlx::query("SET LOCAL work_mem = '64MB'")
+        .execute(&mut *transaction)
+        .await
+        .map_err(ImportError::database("setting work_mem"))?;
+    sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+        .execute(&mut *transaction)
+        .await
+        .map_err(ImportError::database("setting maintenance_work_mem"))?;
+
+    options.stage("reading", None);
+    let mut problems = problem::Problems::default();
+    let mut layers = Vec::with_capacity(ordered.len());
+    for (order, source) in ordered.iter().enumerate() {
+        let layer = stage_source(&mut transaction, order, source, options, &mut problems).await?;
+        layers.push(layer);
+    }
+    let read_time = started.elapsed();
+
+    let checks_started = Instant::now();
+    options.stage("checking", None);
     let repaired = db::check_against_database(
         &mut transaction,
-        &mut layers,
+        &layers,
         options.mode,
         options.repair,
         &mut problems,
@@ -157,7 +181,7 @@ pub async fn import(
     }
     let mut skipped = 0;
     if options.skip_invalid && !problems.has_layer_problems() && !problems.is_empty() {
-        skipped = skip::drop_rejected(&mut transaction, &mut layers, &mut problems).await?;
+        skipped = skip::drop_rejected(&mut transaction, &layers, &mut problems).await?;
     }
     let all_problems = problems.sorted();
     if let Some(path) = &options.rejects {
@@ -176,6 +200,7 @@ pub async fn import(
         tracing::info!(features = written, "rejects file written");
     }
     let check_time = checks_started.elapsed();
+    tracing::debug!(elapsed_ms = check_time.as_millis(), "checks done");
     if skipped > 0 {
         tracing::warn!(features = skipped, "features skipped");
     } else if let Err(rejected) = problems.into_result() {
@@ -207,33 +232,65 @@ pub async fn import(
     };
     options.stage(
         "writing",
-        Some(layers.iter().map(|layer| layer.rows.len() as u64).sum()),
+        Some(layers.iter().map(|layer| layer.features).sum()),
     );
     let mut reports = Vec::with_capacity(layers.len());
-    for layer in layers {
-        let mut report = LayerReport {
-            entity: layer.spec.entity,
-            layer: layer.file_name,
-            features: layer.rows.len() as u64,
-            rows: 0,
-            source_crs: layer.crs,
-            transformed: layer.transformed,
-            fields: layer.fields,
-        };
+    let mut deferred: Option<bulk::Deferred> = None;
+    for (index, layer) in layers.iter().enumerate() {
         let layer_started = Instant::now();
+        let table = layer.spec.entity.table();
+        // The rows this import adds to the table: those of every file of
+        // the entity, so the bulk decision is taken once, at its first file.
+        let first_of_entity = index == 0 || layers[index - 1].spec.entity != layer.spec.entity;
+        let entity_rows: u64 = layers
+            .iter()
+            .filter(|other| other.spec.entity == layer.spec.entity)
+            .map(|other| other.features)
+            .sum();
+        let last_of_entity = layers
+            .get(index + 1)
+            .is_none_or(|next| next.spec.entity != layer.spec.entity);
+        if first_of_entity && bulk::worthwhile(&mut transaction, table, entity_rows).await? {
+            deferred = Some(bulk::defer(&mut transaction, table).await?);
+        }
         // Rows without a code (roads) cannot be matched; replace emptied
         // their table already, so they are plain inserts.
         let upsert = matches!(options.mode, ImportMode::Upsert | ImportMode::Replace)
             && layer.spec.key.is_some();
-        report.rows =
-            copy::write_layer(&mut transaction, layer.spec, layer.rows, upsert, options).await?;
+        let rows = copy::write_layer(&mut transaction, layer, upsert).await?;
+        options.advance(layer.features);
+        tracing::debug!(
+            table,
+            rows,
+            elapsed_ms = layer_started.elapsed().as_millis(),
+            "rows moved from the staging table"
+        );
+        if last_of_entity {
+            if let Some(deferred) = deferred.take() {
+                let restore_started = Instant::now();
+                bulk::restore(&mut transaction, deferred).await?;
+                tracing::debug!(
+                    table,
+                    elapsed_ms = restore_started.elapsed().as_millis(),
+                    "indexes and foreign keys restored"
+                );
+            }
+        }
         tracing::info!(
-            table = layer.spec.entity.table(),
-            rows = report.rows,
+            table,
+            rows,
             elapsed_ms = layer_started.elapsed().as_millis(),
             "inserted"
         );
-        reports.push(report);
+        reports.push(LayerReport {
+            entity: layer.spec.entity,
+            layer: layer.file_name.clone(),
+            features: layer.features,
+            rows,
+            source_crs: layer.crs.clone(),
+            transformed: layer.transformed,
+            fields: layer.fields.clone(),
+        });
     }
     if options.dry_run {
         transaction
@@ -241,10 +298,15 @@ pub async fn import(
             .await
             .map_err(ImportError::database("rolling back the dry run"))?;
     } else {
+        let commit_started = Instant::now();
         transaction
             .commit()
             .await
             .map_err(ImportError::database("committing the import"))?;
+        tracing::debug!(
+            elapsed_ms = commit_started.elapsed().as_millis(),
+            "committed"
+        );
     }
     let report = ImportReport {
         layers: reports,
@@ -273,13 +335,84 @@ pub async fn import(
     Ok(report)
 }
 
+/// Reads `source` on the blocking pool and streams its features, converted
+/// and checked one by one, into a staging table of its own.
+async fn stage_source(
+    connection: &mut sqlx::PgConnection,
+    order: usize,
+    source: &Source,
+    options: &ImportOptions,
+    problems: &mut problem::Problems,
+) -> Result<check::StagedLayer, ImportError> {
+    let started = Instant::now();
+    let spec = fields::LayerSpec::of(source.entity);
+    let mut layer = check::StagedLayer {
+        order,
+        file_name: source.file_name(),
+        spec,
+        fields: Vec::new(),
+        crs: String::new(),
+        transformed: false,
+        features: 0,
+        stage: copy::stage_name(order),
+    };
+    copy::create_stage(&mut *connection, &layer).await?;
+    // A few batches in flight: the reader stays ahead without the file
+    // piling up in memory when the database is the slower side.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    let reader = {
+        let source = source.clone();
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || read::read_source(&source, &options, &sender))
+    };
+    let join = |result: Result<Result<u64, ImportError>, tokio::task::JoinError>| {
+        result.map_err(|join_error| ImportError::Reader {
+            path: source.path.clone(),
+            source: join_error,
+        })?
+    };
+    let Some(read::ReadMessage::Header(header)) = receiver.recv().await else {
+        // The reader ended without a header: it failed before reading.
+        join(reader.await)?;
+        return Err(ImportError::Io {
+            path: source.path.clone(),
+            source: std::io::Error::other("the file could not be read"),
+        });
+    };
+    for problem in header.problems {
+        problems.push(order, problem);
+    }
+    layer.fields = header.fields;
+    layer.crs = header.crs;
+    layer.transformed = header.transformed;
+    let staged = copy::stage_rows(&mut *connection, &layer, &mut receiver, problems).await;
+    // Dropping the receiver stops a reader still running after a failure.
+    drop(receiver);
+    let read = join(reader.await);
+    let staged = staged?;
+    read?;
+    layer.features = staged;
+    sqlx::query(&format!("ANALYZE {}", layer.stage))
+        .execute(&mut *connection)
+        .await
+        .map_err(ImportError::database("analysing a staging table"))?;
+    tracing::info!(
+        file = %layer.file_name,
+        entity = %spec.entity,
+        features = staged,
+        elapsed_ms = started.elapsed().as_millis(),
+        "staged"
+    );
+    Ok(layer)
+}
+
 /// For `--mode replace`: deletes the stored rows each imported entity no
 /// longer contains, children before parents so that replacing a parent and
 /// its children together works. Returns the rows deleted, or the problem that
 /// refused the replace.
 async fn delete_replaced(
     connection: &mut sqlx::PgConnection,
-    layers: &[check::CheckedLayer],
+    layers: &[check::StagedLayer],
 ) -> Result<Result<u64, Problem>, ImportError> {
     let mut entities: Vec<Entity> = layers.iter().map(|layer| layer.spec.entity).collect();
     entities.dedup();
@@ -298,28 +431,4 @@ async fn delete_replaced(
         }
     }
     Ok(Ok(deleted))
-}
-
-/// Reads every source on the blocking pool, one task per file.
-async fn read_all(
-    sources: &[Source],
-    options: &ImportOptions,
-) -> Result<Vec<read::RawLayer>, ImportError> {
-    let tasks: Vec<_> = sources
-        .iter()
-        .map(|source| {
-            let source = source.clone();
-            let options = options.clone();
-            tokio::task::spawn_blocking(move || read::read_source(&source, &options))
-        })
-        .collect();
-    let mut layers = Vec::with_capacity(tasks.len());
-    for (task, source) in tasks.into_iter().zip(sources) {
-        let layer = task.await.map_err(|source_error| ImportError::Reader {
-            path: source.path.clone(),
-            source: source_error,
-        })??;
-        layers.push(layer);
-    }
-    Ok(layers)
 }

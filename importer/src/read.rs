@@ -3,7 +3,7 @@
 //! the way. GDAL calls block, so this runs on the blocking thread pool.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use gdal::vector::{
@@ -18,28 +18,44 @@ use crate::problem::{ImportError, Problem};
 use crate::report::FieldUse;
 use crate::{ImportOptions, Source, SourceCrs};
 
-/// Features read between two progress reports.
-const PROGRESS_EVERY: u64 = 4_096;
-
 /// China's rough extent: coordinates outside it are a CRS or axis-order mistake.
 const CHINA_LON: std::ops::RangeInclusive<f64> = 73.0..=136.0;
 const CHINA_LAT: std::ops::RangeInclusive<f64> = 3.0..=54.0;
 
-/// What was read from one source.
+/// Features per message from the reading thread: large enough that channel
+/// traffic does not matter, small enough that the few messages in flight
+/// hold well under a megabyte of buildings.
+pub(crate) const BATCH_FEATURES: usize = 2_048;
+
+/// What the reading thread sends: first the layer's header, then its
+/// features in batches.
 #[derive(Debug)]
-pub(crate) struct RawLayer {
-    pub file_name: String,
-    pub spec: &'static LayerSpec,
-    /// For each column of `spec.fields`, the source field that feeds it.
+pub(crate) enum ReadMessage {
+    Header(LayerHeader),
+    Batch(Batch),
+}
+
+/// What is known of a source before its features: the field mapping, the CRS
+/// and the problems of the whole layer.
+#[derive(Debug)]
+pub(crate) struct LayerHeader {
+    /// For each column of the layer spec's fields, the source field that feeds it.
     pub fields: Vec<FieldUse>,
     /// The source CRS as found (`EPSG:4490`, a CRS name, or a note that none was declared).
     pub crs: String,
     /// Whether geometries were transformed to EPSG:4490.
     pub transformed: bool,
-    pub features: Vec<RawFeature>,
-    /// Problems found while reading (layer structure, geometry shape, CRS).
+    /// Problems of the whole layer (unreadable file, missing layer or
+    /// required field, unknown CRS).
     pub problems: Vec<Problem>,
-    pub elapsed: Duration,
+}
+
+/// Consecutive features and the problems found while reading them (geometry
+/// shape, extent).
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub features: Vec<RawFeature>,
+    pub problems: Vec<Problem>,
 }
 
 /// One feature: trimmed field text (empty text as `None`) per column, and the
@@ -51,7 +67,10 @@ pub(crate) struct RawFeature {
     pub wkb: Option<Vec<u8>>,
 }
 
-/// Reads `source` completely.
+/// Reads `source` and sends its header, then its features in batches of
+/// [`BATCH_FEATURES`], to `sender`; the bounded channel keeps memory flat
+/// whatever the file size. Stops early, without error, when the receiver is
+/// gone (the import failed elsewhere). Returns the number of features read.
 ///
 /// # Errors
 /// [`ImportError::Io`] when the file does not exist, [`ImportError::Gdal`] when
@@ -60,13 +79,12 @@ pub(crate) struct RawFeature {
 pub(crate) fn read_source(
     source: &Source,
     options: &ImportOptions,
-) -> Result<RawLayer, ImportError> {
+    sender: &tokio::sync::mpsc::Sender<ReadMessage>,
+) -> Result<u64, ImportError> {
     let started = Instant::now();
     let spec = LayerSpec::of(source.entity);
     let file_name = source.file_name();
-    let mut raw = RawLayer {
-        file_name: file_name.clone(),
-        spec,
+    let mut header = LayerHeader {
         fields: spec
             .fields
             .iter()
@@ -77,9 +95,7 @@ pub(crate) fn read_source(
             .collect(),
         crs: String::new(),
         transformed: false,
-        features: Vec::new(),
         problems: Vec::new(),
-        elapsed: Duration::ZERO,
     };
     // GDAL's virtual file systems (/vsizip/, /vsicurl/) have no local metadata.
     let path_text = source.path.to_string_lossy();
@@ -89,22 +105,29 @@ pub(crate) fn read_source(
             source: err,
         })?;
     }
+    let send_header = |header: LayerHeader| {
+        // A closed channel means the import already failed; nothing to do.
+        let _ = sender.blocking_send(ReadMessage::Header(header));
+        Ok(0)
+    };
     let dataset = match open(source, options.encoding.as_deref()) {
         Ok(dataset) => dataset,
         Err(err) => {
-            raw.problems.push(Problem::layer(
+            header.problems.push(Problem::layer(
                 &file_name,
                 None,
                 format!("GDAL cannot read this file as a vector dataset ({err})"),
             ));
-            return Ok(raw);
+            return send_header(header);
         }
     };
     let mut layer = match pick_layer(&dataset, source) {
         Ok(layer) => layer,
         Err(reason) => {
-            raw.problems.push(Problem::layer(&file_name, None, reason));
-            return Ok(raw);
+            header
+                .problems
+                .push(Problem::layer(&file_name, None, reason));
+            return send_header(header);
         }
     };
     let (transform, offset) = match plan_crs(layer.spatial_ref(), options.crs) {
@@ -115,20 +138,34 @@ pub(crate) fn read_source(
                     "the layer declares no CRS; assuming EPSG:{STORAGE_SRID} (CGCS2000)"
                 );
             }
-            raw.crs = plan.description;
-            raw.transformed = plan.transform.is_some() || plan.offset.is_some();
+            header.crs = plan.description;
+            header.transformed = plan.transform.is_some() || plan.offset.is_some();
             (plan.transform, plan.offset)
         }
         Err(reason) => {
-            raw.problems.push(Problem::layer(&file_name, None, reason));
-            return Ok(raw);
+            header
+                .problems
+                .push(Problem::layer(&file_name, None, reason));
+            return send_header(header);
         }
     };
-    let field_index = map_fields(&layer, &mut raw, &options.field_map);
+    let field_index = map_fields(
+        &layer,
+        spec.fields,
+        &mut header,
+        &file_name,
+        &options.field_map,
+    );
+    let crs = header.crs.clone();
+    if sender.blocking_send(ReadMessage::Header(header)).is_err() {
+        return Ok(0);
+    }
     let gdal_error = |err| ImportError::Gdal {
         path: source.path.clone(),
         source: err,
     };
+    let mut batch = Batch::default();
+    let mut count = 0u64;
     for (index, feature) in layer.features().enumerate() {
         let number = index as u64 + 1;
         let mut values = Vec::with_capacity(field_index.len());
@@ -155,31 +192,41 @@ pub(crate) fn read_source(
         ) {
             Ok(wkb) => Some(wkb),
             Err(reason) => {
-                raw.problems
+                batch
+                    .problems
                     .push(Problem::feature(&file_name, number, None, reason));
                 None
             }
         };
-        raw.features.push(RawFeature {
+        batch.features.push(RawFeature {
             number,
             values,
             wkb,
         });
-        if number.is_multiple_of(PROGRESS_EVERY) {
-            options.advance(PROGRESS_EVERY);
+        count = number;
+        if batch.features.len() >= BATCH_FEATURES {
+            options.advance(batch.features.len() as u64);
+            if sender
+                .blocking_send(ReadMessage::Batch(std::mem::take(&mut batch)))
+                .is_err()
+            {
+                return Ok(count);
+            }
         }
     }
-    options.advance(raw.features.len() as u64 % PROGRESS_EVERY);
-    raw.elapsed = started.elapsed();
+    options.advance(batch.features.len() as u64);
+    if !batch.features.is_empty() || !batch.problems.is_empty() {
+        let _ = sender.blocking_send(ReadMessage::Batch(batch));
+    }
     tracing::info!(
         file = %file_name,
         entity = %spec.entity,
-        features = raw.features.len(),
-        crs = %raw.crs,
-        elapsed_ms = raw.elapsed.as_millis(),
+        features = count,
+        crs = %crs,
+        elapsed_ms = started.elapsed().as_millis(),
         "read"
     );
-    Ok(raw)
+    Ok(count)
 }
 
 /// Opens `source` read-only as a vector dataset. `encoding` becomes the
@@ -436,12 +483,14 @@ fn epsg_code(srs: &SpatialRef) -> Option<i32> {
 /// for required columns that no field feeds.
 fn map_fields(
     layer: &Layer<'_>,
-    raw: &mut RawLayer,
+    spec_fields: &[crate::fields::FieldSpec],
+    header: &mut LayerHeader,
+    file_name: &str,
     field_map: &[(String, String)],
 ) -> Vec<Option<usize>> {
     let names: Vec<String> = layer.defn().fields().map(|field| field.name()).collect();
-    let mut indexes = Vec::with_capacity(raw.spec.fields.len());
-    for (spec, used) in raw.spec.fields.iter().zip(raw.fields.iter_mut()) {
+    let mut indexes = Vec::with_capacity(header.fields.len());
+    for (spec, used) in spec_fields.iter().zip(header.fields.iter_mut()) {
         let given = field_map
             .iter()
             .filter(|(column, _)| column == spec.column)
@@ -454,8 +503,8 @@ fn map_fields(
         used.source = found.map(|index| names[index].clone());
         indexes.push(found);
         if found.is_none() && spec.required {
-            raw.problems.push(Problem::layer(
-                &raw.file_name,
+            header.problems.push(Problem::layer(
+                file_name,
                 Some(spec.column),
                 format!(
                     "required field missing: expected one of {}; the layer has {}",
@@ -472,13 +521,14 @@ fn map_fields(
     let ignored: Vec<&String> = names
         .iter()
         .filter(|name| {
-            !raw.fields
+            !header
+                .fields
                 .iter()
                 .any(|used| used.source.as_ref() == Some(*name))
         })
         .collect();
     if !ignored.is_empty() {
-        tracing::debug!(file = %raw.file_name, ?ignored, "fields not imported");
+        tracing::debug!(file = %file_name, ?ignored, "fields not imported");
     }
     indexes
 }

@@ -1,114 +1,108 @@
-//! `--skip-invalid`: removes the rejected features from the layers, then the
-//! features whose parent was removed and exists nowhere else, each with a
-//! reason of its own.
+//! `--skip-invalid`: flags the rejected features in their staging tables,
+//! then the features whose parent was rejected and exists nowhere else, each
+//! with a reason of its own.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::PgConnection;
 
-use crate::check::CheckedLayer;
-use crate::fields::ValueKind;
+use crate::check::StagedLayer;
+use crate::db::stages_of;
+use crate::fields::{LayerSpec, ValueKind};
 use crate::problem::{ImportError, Problems};
-use crate::{db, Entity};
 
-/// Drops every row with a problem and, in dependency order, every row whose
-/// parent code was dropped and is not stored in the database either.
-/// Returns how many rows were dropped.
+/// Flags every staged row with a problem and, in dependency order, every row
+/// whose parent code was rejected and is neither kept by another row of the
+/// import nor stored in the database. Returns how many rows were flagged;
+/// the writes leave them out.
 pub(crate) async fn drop_rejected(
     connection: &mut PgConnection,
-    layers: &mut [CheckedLayer],
+    layers: &[StagedLayer],
     problems: &mut Problems,
 ) -> Result<u64, ImportError> {
     let mut rejected = problems.rejected_features();
-    // Codes of dropped rows per entity, with the file and feature that
-    // carried them, and the codes of rows kept.
-    let mut gone: HashMap<Entity, HashMap<String, (String, u64)>> = HashMap::new();
-    let mut kept: HashMap<Entity, HashSet<String>> = HashMap::new();
-    // Per parent entity: the dropped codes that neither a kept row of the
-    // import (the first of two duplicates) nor the database provides.
-    let mut missing: HashMap<Entity, HashMap<String, (String, u64)>> = HashMap::new();
-    let mut count = 0;
-    // Layers are sorted by entity, so every parent layer is filtered before
+    let by_order: HashMap<usize, &StagedLayer> =
+        layers.iter().map(|layer| (layer.order, layer)).collect();
+    // Layers are sorted by entity, so every parent layer is flagged before
     // its children are looked at.
-    for layer in layers.iter_mut() {
-        for (column, field) in layer.spec.fields.iter().enumerate() {
+    for layer in layers {
+        for (column_index, field) in layer.spec.fields.iter().enumerate() {
             let Some(parent) = field.references else {
                 continue;
             };
-            if let Entry::Vacant(slot) = missing.entry(parent) {
-                let candidates: HashMap<String, (String, u64)> = gone
-                    .get(&parent)
-                    .map(|codes| {
-                        codes
-                            .iter()
-                            .filter(|(code, _)| {
-                                !kept.get(&parent).is_some_and(|kept| kept.contains(*code))
-                            })
-                            .map(|(code, at)| (code.clone(), at.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let codes = candidates.keys().cloned().collect();
-                let stored = db::stored_codes(&mut *connection, parent, codes).await?;
-                let candidates = candidates
-                    .into_iter()
-                    .filter(|(code, _)| !stored.contains(code))
-                    .collect();
-                slot.insert(candidates);
-            }
-            let Some(parent_missing) = missing.get(&parent) else {
+            let parent_key = LayerSpec::of(parent).key.unwrap_or("code");
+            let Some(parent_rows) = stages_of(
+                layers,
+                parent,
+                &format!("feature, {parent_key} AS code, rejected"),
+            ) else {
                 continue;
             };
+            let column = field.column;
+            let sql = format!(
+                "WITH p AS MATERIALIZED ({parent_rows}), \
+                 gone AS ( \
+                     SELECT DISTINCT ON (code) code, o, feature FROM p \
+                     WHERE rejected AND code IS NOT NULL \
+                       AND NOT EXISTS (SELECT 1 FROM p kept WHERE NOT kept.rejected AND kept.code = p.code) \
+                       AND NOT EXISTS (SELECT 1 FROM {parent_table} t WHERE t.{parent_key} = p.code) \
+                     ORDER BY code, o, feature) \
+                 SELECT c.feature, c.{column}, gone.o, gone.feature \
+                 FROM {stage} c JOIN gone ON gone.code = c.{column} \
+                 ORDER BY c.feature",
+                parent_table = parent.table(),
+                stage = layer.stage,
+            );
+            let orphans: Vec<(i64, String, i32, i64)> = sqlx::query_as(&sql)
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(ImportError::database(format!(
+                    "looking for features of {} whose parent was skipped",
+                    layer.file_name
+                )))?;
             let what = match field.value {
                 ValueKind::Code(level) => level.as_str(),
                 _ => parent.as_str(),
             };
-            for row in &layer.rows {
-                let Some(code) = row.values[column].as_text() else {
-                    continue;
-                };
-                let Some((file, feature)) = parent_missing.get(code) else {
-                    continue;
-                };
-                if !rejected.insert((layer.order, row.feature)) {
+            for (feature, code, parent_order, parent_feature) in orphans {
+                let feature = feature as u64;
+                if !rejected.insert((layer.order, feature)) {
                     continue;
                 }
+                let file = by_order
+                    .get(&(parent_order as usize))
+                    .map_or("", |parent| parent.file_name.as_str());
                 problems.push(
                     layer.order,
                     layer.problem(
-                        row.feature,
-                        Some(column),
+                        feature,
+                        Some(column_index),
                         format!(
-                            "skipped because its {what} {code:?} ({file} feature {feature}) was skipped"
+                            "skipped because its {what} {code:?} ({file} feature {parent_feature}) was skipped"
                         ),
                     ),
                 );
             }
         }
-        let order = layer.order;
-        let entity = layer.spec.entity;
-        let before = layer.rows.len();
-        let (rows, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut layer.rows)
-            .into_iter()
-            .partition(|row| !rejected.contains(&(order, row.feature)));
-        layer.rows = rows;
-        count += (before - layer.rows.len()) as u64;
-        let Some(key) = layer.spec.key.and_then(|key| layer.spec.field_index(key)) else {
+        let features: Vec<i64> = rejected
+            .iter()
+            .filter(|(order, _)| *order == layer.order)
+            .map(|(_, feature)| *feature as i64)
+            .collect();
+        if features.is_empty() {
             continue;
-        };
-        let gone = gone.entry(entity).or_default();
-        for row in dropped {
-            if let Some(code) = row.values[key].as_text() {
-                gone.insert(code.to_owned(), (layer.file_name.clone(), row.feature));
-            }
         }
-        kept.entry(entity).or_default().extend(
-            layer
-                .rows
-                .iter()
-                .filter_map(|row| row.values[key].as_text().map(str::to_owned)),
-        );
+        sqlx::query(&format!(
+            "UPDATE {} SET rejected = true WHERE feature = ANY($1)",
+            layer.stage
+        ))
+        .bind(features)
+        .execute(&mut *connection)
+        .await
+        .map_err(ImportError::database(format!(
+            "flagging the skipped features of {}",
+            layer.file_name
+        )))?;
     }
-    Ok(count)
+    Ok(rejected.len() as u64)
 }

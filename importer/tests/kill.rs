@@ -1,5 +1,7 @@
 //! Atomicity: `gridmap-import` killed with SIGKILL in the middle of writing a
-//! large layer leaves every table exactly as before, and a re-run succeeds.
+//! large layer (while its features stream into the staging table, and while
+//! the bulk load rebuilds the indexes it dropped) leaves every table, index
+//! and constraint exactly as before, and a re-run succeeds.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
@@ -88,13 +90,65 @@ fn large_buildings_file(dir: &TempDir) -> std::path::PathBuf {
     path
 }
 
+/// The indexes and constraints of the map tables, by name and definition.
+async fn catalog(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index \
+         WHERE indrelid = 'buildings'::regclass \
+         UNION ALL \
+         SELECT conname::text, pg_get_constraintdef(oid) || CASE WHEN convalidated THEN '' ELSE ' NOT VALID' END \
+         FROM pg_constraint WHERE conrelid IN ('buildings'::regclass, 'addresses'::regclass) \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// What the server is doing when the import gets killed.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    /// Features arriving through COPY into the staging table.
+    Staging,
+    /// The bulk load building the spatial index of buildings again.
+    IndexBuild,
+}
+
+impl Moment {
+    /// A query returning the import's backend pid once it is at this moment.
+    fn probe(self) -> &'static str {
+        match self {
+            Moment::Staging => {
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND state = 'active' \
+                   AND query LIKE 'COPY gridmap\\_import\\_stage%'"
+            }
+            Moment::IndexBuild => {
+                "SELECT p.pid FROM pg_stat_progress_create_index p \
+                 JOIN pg_class c ON c.oid = p.relid \
+                 WHERE p.datname = current_database() AND c.relname = 'buildings'"
+            }
+        }
+    }
+}
+
 #[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
-async fn kill_9_while_copying_leaves_every_table_as_before(pool: PgPool) {
+async fn kill_9_while_staging_leaves_every_table_as_before(pool: PgPool) {
+    kill_at(pool, Moment::Staging).await;
+}
+
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn kill_9_while_rebuilding_indexes_leaves_every_table_as_before(pool: PgPool) {
+    kill_at(pool, Moment::IndexBuild).await;
+}
+
+async fn kill_at(pool: PgPool, moment: Moment) {
     let dir = TempDir::new("kill");
     import(&pool, &dir.chain(), &ImportOptions::default())
         .await
         .unwrap();
     let before = state(&pool).await;
+    let catalog_before = catalog(&pool).await;
     let big = TempDir::new("kill-big");
     let buildings = large_buildings_file(&big);
     let database: String = sqlx::query_scalar("SELECT current_database()")
@@ -110,31 +164,28 @@ async fn kill_9_while_copying_leaves_every_table_as_before(pool: PgPool) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the server reports rows arriving through COPY into buildings.
     let started = Instant::now();
-    let (backend, copied) = loop {
-        let progress: Option<(i32, i64)> = sqlx::query_as(
-            "SELECT p.pid, p.tuples_processed FROM pg_stat_progress_copy p \
-             JOIN pg_class c ON c.oid = p.relid \
-             WHERE p.datname = current_database() AND c.relname = 'buildings'",
-        )
-        .fetch_optional(&pool)
-        .await
-        .unwrap();
-        if let Some(found) = progress.filter(|(_, tuples)| *tuples > 0) {
+    let backend: i32 = loop {
+        let found: Option<i32> = sqlx::query_scalar(moment.probe())
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        if let Some(found) = found {
             break found;
         }
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the import ended before it was killed"
+            "the import ended before it was killed ({moment:?})"
         );
-        assert!(started.elapsed() < Duration::from_secs(300), "no COPY seen");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "never saw {moment:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
     };
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
-    assert!(copied < BUILDINGS as i64, "killed after {copied} rows");
 
     // The server notices the closed connection and rolls back; wait for the
     // killed import's backend to go away.
@@ -155,11 +206,8 @@ async fn kill_9_while_copying_leaves_every_table_as_before(pool: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        state(&pool).await,
-        before,
-        "killed after {copied} copied rows"
-    );
+    assert_eq!(state(&pool).await, before, "killed at {moment:?}");
+    assert_eq!(catalog(&pool).await, catalog_before, "killed at {moment:?}");
     let staging: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'gridmap_import%'")
             .fetch_one(&pool)
@@ -167,7 +215,8 @@ async fn kill_9_while_copying_leaves_every_table_as_before(pool: PgPool) {
             .unwrap();
     assert_eq!(staging, 0);
 
-    // A re-run loads everything.
+    // A re-run loads everything, and the bulk load leaves the same indexes
+    // and constraints, valid.
     let output = Command::new(BINARY)
         .arg(&buildings)
         .env("DATABASE_URL", url_of(&database))
@@ -184,4 +233,20 @@ async fn kill_9_while_copying_leaves_every_table_as_before(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(count, BUILDINGS as i64 + 1);
+    assert_eq!(catalog(&pool).await, catalog_before);
+    // The rebuilt spatial index answers like a scan of the table.
+    let by_index: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM buildings WHERE geom && ST_MakeEnvelope(120, 37, 121, 38, 4490)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let by_scan: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM buildings WHERE ST_XMin(geom) >= 120 AND ST_XMax(geom) <= 121 \
+         AND ST_YMin(geom) >= 37 AND ST_YMax(geom) <= 38",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(by_index, by_scan);
 }
