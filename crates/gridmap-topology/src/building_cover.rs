@@ -2,7 +2,8 @@
 
 use crate::measure::{area_m2, zoom_point};
 use crate::{Building, Finding, FindingKind, Parameters, Tessellation};
-use geo::{BooleanOps, Contains, Geometry};
+use geo::coordinate_position::{CoordPos, CoordinatePosition};
+use geo::{BooleanOps, BoundingRect, Geometry, Intersects, LineString, MultiPolygon, Rect};
 
 /// Finds buildings that no grid covers and buildings split between grids.
 ///
@@ -43,23 +44,29 @@ impl BuildingCover for Tessellation {
 impl Tessellation {
     /// Codes of the grids holding `building`, in code order.
     fn grids_holding(&self, building: &Building, min_area_m2: f64) -> Vec<String> {
-        let candidates: Vec<usize> = self.grid_candidates(&building.polygon).collect();
-        // The common case, one grid whose bounding box meets the building's
-        // and which contains it, needs no overlay: no other grid can share
-        // any of the building's area.
-        if let [only] = candidates[..] {
-            if self.grids[only].polygon.contains(&building.polygon) {
-                return vec![self.grids[only].code.clone()];
-            }
-        }
-        let building_area = area_m2(&building.polygon);
-        let needed = min_area_m2.min(building_area / 2.0);
-        let mut codes: Vec<String> = candidates
-            .into_iter()
+        let Some(building_box) = building.polygon.bounding_rect() else {
+            return Vec::new();
+        };
+        let mut building_area = None;
+        let mut codes: Vec<String> = self
+            .grid_candidates(&building.polygon)
             .filter(|&idx| {
-                let shared = self.grids[idx].polygon.intersection(&building.polygon);
-                let shared_area = area_m2(&shared);
-                shared_area > 0.0 && shared_area >= needed
+                let grid = &self.grids[idx].polygon;
+                match placement(&building.polygon, building_box, grid) {
+                    Placement::Outside => false,
+                    // The grid holds the whole building, which is at least
+                    // half of itself and, if positive, shares area.
+                    Placement::Inside => {
+                        *building_area.get_or_insert_with(|| area_m2(&building.polygon)) > 0.0
+                    }
+                    Placement::Crossing => {
+                        let building_area =
+                            *building_area.get_or_insert_with(|| area_m2(&building.polygon));
+                        let needed = min_area_m2.min(building_area / 2.0);
+                        let shared_area = area_m2(&grid.intersection(&building.polygon));
+                        shared_area > 0.0 && shared_area >= needed
+                    }
+                }
             })
             .map(|idx| self.grids[idx].code.clone())
             .collect();
@@ -68,10 +75,66 @@ impl Tessellation {
     }
 }
 
+/// Where a building lies relative to a grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Inside the grid, boundaries apart.
+    Inside,
+    /// Outside the grid, boundaries apart (at most an empty intersection).
+    Outside,
+    /// The boundaries meet or the grid has a part or hole inside the
+    /// building: only the overlay can tell how much they share.
+    Crossing,
+}
+
+/// Decides cheaply where the building lies when the boundaries do not meet.
+///
+/// If no grid edge meets a building edge (robust segment tests) and no grid
+/// vertex lies in the building, each building part lies wholly inside or
+/// wholly outside the grid, and one vertex per part tells which. Only grid
+/// edges whose box meets the building's box are tested, a handful for a
+/// building well inside its grid, so this costs a scan of the grid's
+/// vertices instead of an overlay.
+fn placement(
+    building: &MultiPolygon<f64>,
+    building_box: Rect<f64>,
+    grid: &MultiPolygon<f64>,
+) -> Placement {
+    for grid_edge in grid
+        .iter()
+        .flat_map(|part| part.rings())
+        .flat_map(LineString::lines)
+    {
+        if !grid_edge.bounding_rect().intersects(&building_box) {
+            continue;
+        }
+        let meets_building = building
+            .iter()
+            .flat_map(|part| part.rings())
+            .flat_map(LineString::lines)
+            .any(|building_edge| building_edge.intersects(&grid_edge));
+        if meets_building || building.intersects(&grid_edge.start) {
+            return Placement::Crossing;
+        }
+    }
+    let mut sides = building
+        .iter()
+        .filter_map(|part| part.exterior().0.first())
+        .map(|vertex| grid.coordinate_position(vertex));
+    match sides.next() {
+        Some(CoordPos::Inside) if sides.all(|side| side == CoordPos::Inside) => Placement::Inside,
+        Some(CoordPos::Outside) if sides.all(|side| side == CoordPos::Outside) => {
+            Placement::Outside
+        }
+        _ => Placement::Crossing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{building, grid, rectangle};
+    use geo::polygon;
 
     #[test]
     fn finds_buildings_outside_every_grid_and_astride_two() {
@@ -107,5 +170,38 @@ mod tests {
                 (FindingKind::BuildingInNoGrid, vec!["nowhere".to_owned()]),
             ]
         );
+    }
+
+    #[test]
+    fn placement_is_cheap_only_where_boundaries_stay_apart() {
+        let grid_with_hole = MultiPolygon(vec![polygon!(
+            exterior: [
+                (x: 120.40, y: 37.60), (x: 120.41, y: 37.60),
+                (x: 120.41, y: 37.61), (x: 120.40, y: 37.61), (x: 120.40, y: 37.60),
+            ],
+            interiors: [[
+                (x: 120.404, y: 37.604), (x: 120.404, y: 37.606),
+                (x: 120.406, y: 37.606), (x: 120.406, y: 37.604), (x: 120.404, y: 37.604),
+            ]],
+        )]);
+        let case = |west, south, east, north| {
+            let building = rectangle(west, south, east, north);
+            let building_box = building.bounding_rect().unwrap();
+            placement(&building, building_box, &grid_with_hole)
+        };
+        assert_eq!(case(120.401, 37.601, 120.402, 37.602), Placement::Inside);
+        // In the hole, and beyond the grid.
+        assert_eq!(
+            case(120.4045, 37.6045, 120.4055, 37.6055),
+            Placement::Outside
+        );
+        assert_eq!(case(120.42, 37.601, 120.421, 37.602), Placement::Outside);
+        // Astride the outer edge, on it, and around the hole.
+        assert_eq!(
+            case(120.4095, 37.601, 120.4105, 37.602),
+            Placement::Crossing
+        );
+        assert_eq!(case(120.409, 37.601, 120.41, 37.602), Placement::Crossing);
+        assert_eq!(case(120.403, 37.603, 120.407, 37.607), Placement::Crossing);
     }
 }

@@ -3,8 +3,7 @@
 use crate::measure::{pieces_at_least, zoom_point};
 use crate::tessellation::TOUCH_TOLERANCE_DEG;
 use crate::{Finding, FindingKind, Parameters, Tessellation};
-use geo::{unary_union, BooleanOps, Distance, Euclidean, Geometry, MultiPolygon, Polygon};
-use std::collections::HashMap;
+use geo::{BooleanOps, Distance, Euclidean, Geometry, MultiPolygon, Polygon};
 
 /// Finds the gaps of 横向到边 (edge to edge): the community minus the union of
 /// its grids. Each connected piece of at least `min_area_m2` is one finding
@@ -47,23 +46,12 @@ pub trait CoverGaps {
 
 impl CoverGaps for Tessellation {
     fn cover_gaps(&self, parameters: &Parameters) -> Vec<Finding> {
-        let mut grids_by_community: HashMap<&str, Vec<&MultiPolygon<f64>>> = HashMap::new();
-        for grid in &self.grids {
-            grids_by_community
-                .entry(grid.community_code.as_str())
-                .or_default()
-                .push(&grid.polygon);
-        }
+        let unions = self.grid_unions();
         let mut findings = Vec::new();
         for community in &self.communities {
-            let own_grids = grids_by_community
-                .get(community.code.as_str())
-                .map_or(&[][..], Vec::as_slice);
-            let uncovered = if own_grids.is_empty() {
-                community.polygon.clone()
-            } else {
-                let union = unary_union(own_grids.iter().copied());
-                community.polygon.difference(&union)
+            let uncovered = match unions.community_union(&community.code) {
+                Some(union) => community.polygon.difference(union),
+                None => community.polygon.clone(),
             };
             for (piece, area) in pieces_at_least(uncovered, parameters.min_area_m2) {
                 let mut codes = vec![community.code.clone()];

@@ -1,12 +1,14 @@
 //! [`GridOverlaps`]: area claimed by two grids at once.
 
+use crate::grid_unions::SCREEN_MIN_AREA_M2;
 use crate::measure::{pieces_at_least, zoom_point};
 use crate::{Finding, FindingKind, Parameters, Tessellation};
 use geo::{BooleanOps, Geometry, MultiPolygon};
 
 /// Finds pairs of grids, of any community, whose interiors overlap by at least
 /// `min_area_m2`. Candidate pairs come from the R-tree, so only grids whose
-/// bounding boxes meet are intersected. A shared edge has no area and is not an
+/// bounding boxes meet are intersected, and only where the union of their
+/// community's (or street's) grids hides some area (see `grid_unions.rs`). A shared edge has no area and is not an
 /// overlap. One finding per pair: codes are the two grids in code order, the
 /// geometry is their intersection without slivers under the tolerance.
 pub trait GridOverlaps {
@@ -16,8 +18,15 @@ pub trait GridOverlaps {
 impl GridOverlaps for Tessellation {
     fn grid_overlaps(&self, parameters: &Parameters) -> Vec<Finding> {
         let mut findings = Vec::new();
+        let unions = (parameters.min_area_m2 >= SCREEN_MIN_AREA_M2).then(|| self.grid_unions());
         for (first, second) in self.grid_candidate_pairs() {
             let (first, second) = (&self.grids[first], &self.grids[second]);
+            // Neighbours whose community or street hides less area than any
+            // reportable overlap share at most an edge: no overlay needed.
+            let bound = unions.and_then(|unions| unions.shared_area_bound_m2(first, second));
+            if bound.is_some_and(|bound| bound < parameters.min_area_m2 / 2.0) {
+                continue;
+            }
             let shared = first.polygon.intersection(&second.polygon);
             let pieces = pieces_at_least(shared, parameters.min_area_m2);
             if pieces.is_empty() {

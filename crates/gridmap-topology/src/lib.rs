@@ -31,6 +31,7 @@ pub mod cover_gaps;
 pub mod finding;
 pub mod grid_overlaps;
 pub mod grid_staffing;
+mod grid_unions;
 pub mod measure;
 pub mod outside_community;
 pub mod parameters;

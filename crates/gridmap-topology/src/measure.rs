@@ -1,5 +1,6 @@
 //! Geodesic areas and zoom points shared by the checks.
 
+use geo::orient::{Direction, Orient};
 use geo::{GeodesicArea, InteriorPoint, MultiPolygon, Point, Polygon};
 
 /// Geodesic area in m² (see the crate documentation for why geodesic).
@@ -9,9 +10,17 @@ pub fn area_m2(polygons: &MultiPolygon<f64>) -> f64 {
 }
 
 /// Geodesic area of one polygon in m².
+///
+/// The unsigned geodesic area reads a ring of the "wrong" winding as the rest
+/// of the Earth, and overlay slivers can have a winding of either sign, so the
+/// rings are oriented (exterior counter-clockwise) and the signed area, which
+/// stays small for a small ring of either winding, is taken absolute.
 #[must_use]
 pub fn polygon_area_m2(polygon: &Polygon<f64>) -> f64 {
-    polygon.geodesic_area_unsigned()
+    polygon
+        .orient(Direction::Default)
+        .geodesic_area_signed()
+        .abs()
 }
 
 /// A point inside the area, or, for a degenerate area with no interior, its
@@ -63,5 +72,10 @@ mod tests {
         assert!((area - 981_000.0).abs() < 3_000.0, "{area}");
         let point = zoom_point(&square);
         assert!(point.x() > 120.40 && point.x() < 120.41, "{point:?}");
+        // The same square drawn clockwise has the same area, not the rest of the Earth's.
+        let mut clockwise = square.0[0].exterior().0.clone();
+        clockwise.reverse();
+        let clockwise = Polygon::new(clockwise.into(), vec![]);
+        assert!((polygon_area_m2(&clockwise) - area).abs() < 1e-6);
     }
 }

@@ -5,6 +5,9 @@ use geo::{BoundingRect, MultiPolygon, Point};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::grid_unions::GridUnions;
 
 /// A community (社区) and its boundary.
 #[derive(Debug, Clone)]
@@ -61,6 +64,8 @@ pub struct Tessellation {
     pub service_centres: Vec<ServiceCentre>,
     grid_tree: RTree<BoxEntry>,
     community_by_code: HashMap<String, usize>,
+    /// Built on first use and shared by the gap and overlap checks.
+    grid_unions: OnceLock<GridUnions>,
 }
 
 impl Tessellation {
@@ -103,7 +108,14 @@ impl Tessellation {
             service_centres,
             grid_tree,
             community_by_code,
+            grid_unions: OnceLock::new(),
         }
+    }
+
+    /// The unions of the grids by community and street (built on first use).
+    pub(crate) fn grid_unions(&self) -> &GridUnions {
+        self.grid_unions
+            .get_or_init(|| GridUnions::new(&self.grids))
     }
 
     /// The community with this code, if it is part of the tessellation.
