@@ -23,11 +23,13 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt as _;
 use gridmap_crs::LonLatCrs;
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -133,28 +135,136 @@ impl InputFormat {
     }
 }
 
-/// Reads lines of the body as they arrive and answers each in turn.
-async fn answer_lines(body: Body, mut reader: impl LineRows, mut output: Output) {
+/// Reads lines of the body as they arrive and answers them in order, on
+/// both cores: lines are copied into batches of [`BATCH_LINES`], each batch
+/// is answered on the blocking pool while the next is read, and answers are
+/// sent in input order. The row cap is applied as answers come back: the
+/// batch that crosses it is answered again here, row by row, so the answer
+/// ends exactly as a row-by-row reading would end it.
+async fn answer_lines<R: LineRows>(body: Body, mut reader: R, mut output: Output) {
     let mut splitter = LineSplitter::default();
     let mut stream = body.into_data_stream();
+    let mut batch = LineBatch::default();
+    let mut in_flight = FuturesOrdered::new();
+    let mut failed_read = None;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(err) => {
                 tracing::warn!(%err, "batch request body failed");
-                output.error_row(&RowId::None, &format!("reading the request failed: {err}"));
+                failed_read = Some(format!("reading the request failed: {err}"));
                 break;
             }
         };
-        splitter.feed(&chunk, |line| reader.line(line, &mut output));
+        splitter.feed(&chunk, |line| {
+            // Lines before the rows stand alone (a CSV header) are read here.
+            if reader.ready() {
+                batch.push(line);
+            } else {
+                reader.line(line, &mut output);
+            }
+        });
+        if batch.lines.len() >= BATCH_LINES {
+            in_flight.push_back(answer_batch(&reader, std::mem::take(&mut batch)));
+        }
+        while in_flight.len() >= BATCHES_IN_FLIGHT {
+            let Some(answer) = in_flight.next().await else {
+                break;
+            };
+            if !output.add_batch(answer, &mut reader).await {
+                return;
+            }
+        }
         if reader.done() || !output.flush_if_full().await {
             break;
         }
     }
-    if !reader.done() {
-        splitter.finish(|line| reader.line(line, &mut output));
+    if failed_read.is_none() && !reader.done() {
+        splitter.finish(|line| {
+            if reader.ready() {
+                batch.push(line);
+            } else {
+                reader.line(line, &mut output);
+            }
+        });
+    }
+    if !batch.lines.is_empty() && !reader.done() {
+        in_flight.push_back(answer_batch(&reader, batch));
+    }
+    while let Some(answer) = in_flight.next().await {
+        if !output.add_batch(answer, &mut reader).await {
+            return;
+        }
+    }
+    if let Some(message) = failed_read {
+        if !reader.done() {
+            output.error_row(&RowId::None, &message);
+            // A last line without its newline is still answered.
+            splitter.finish(|line| reader.line(line, &mut output));
+        }
     }
     output.finish().await;
+}
+
+/// Lines handed to a worker per batch (a few hundred kilobytes).
+const BATCH_LINES: usize = 8192;
+/// Batches answered at once; the reader fills the next meanwhile.
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// Whole lines copied out of the body, each as its range in `text`, or the
+/// error the splitter reported in its place.
+#[derive(Default)]
+struct LineBatch {
+    text: Vec<u8>,
+    lines: Vec<Result<std::ops::Range<usize>, String>>,
+}
+
+impl LineBatch {
+    fn push(&mut self, line: Result<&[u8], String>) {
+        let line = line.map(|line| {
+            let start = self.text.len();
+            self.text.extend_from_slice(line);
+            start..self.text.len()
+        });
+        self.lines.push(line);
+    }
+
+    /// Answers the lines in order with `reader` until it is done.
+    fn answer(&self, reader: &mut impl LineRows, output: &mut Output) {
+        for line in &self.lines {
+            if reader.done() {
+                break;
+            }
+            let line = match line {
+                Ok(range) => Ok(&self.text[range.clone()]),
+                Err(message) => Err(message.clone()),
+            };
+            reader.line(line, output);
+        }
+    }
+}
+
+/// A worker's answer to one batch: the answer lines and how many rows they
+/// answer (the cap is not applied); the batch is kept in case it crosses it.
+struct BatchAnswer {
+    batch: LineBatch,
+    answers: Vec<u8>,
+    n_rows: u64,
+}
+
+/// Answers a batch on the blocking pool with a copy of `reader`.
+fn answer_batch<R: LineRows>(reader: &R, batch: LineBatch) -> tokio::task::JoinHandle<BatchAnswer> {
+    let mut worker = reader.fork();
+    let format = reader.format();
+    tokio::task::spawn_blocking(move || {
+        let mut output = Output::detached(format);
+        batch.answer(&mut worker, &mut output);
+        BatchAnswer {
+            batch,
+            answers: output.buffer,
+            n_rows: worker.rows().n_rows,
+        }
+    })
 }
 
 /// Answers rows of a parsed JSON document.
@@ -214,9 +324,10 @@ async fn read_json_rows(body: Body) -> Result<Vec<Value>, ApiError> {
 
 /// The id a row was given, echoed in its answer.
 #[derive(Debug, Clone, PartialEq)]
-enum RowId {
+enum RowId<'a> {
     None,
-    Text(String),
+    /// A CSV field, borrowed from the line where it needed no unquoting.
+    Text(Cow<'a, str>),
     Json(Value),
 }
 
@@ -230,7 +341,18 @@ struct Rows {
 }
 
 impl Rows {
-    fn answer(&mut self, id: &RowId, point: Result<(f64, f64), String>, output: &mut Output) {
+    /// The same snapshot and CRS with a fresh count and no cap.
+    fn fork(&self) -> Self {
+        Self {
+            index: Arc::clone(&self.index),
+            crs: self.crs,
+            n_rows: 0,
+            max_rows: u64::MAX,
+            done: false,
+        }
+    }
+
+    fn answer(&mut self, id: &RowId<'_>, point: Result<(f64, f64), String>, output: &mut Output) {
         if self.done {
             return;
         }
@@ -258,9 +380,18 @@ impl Rows {
 }
 
 /// A line-oriented input format.
-trait LineRows {
+trait LineRows: Send + 'static {
     fn line(&mut self, line: Result<&[u8], String>, output: &mut Output);
     fn done(&self) -> bool;
+    /// Whether each further line is a row on its own, so a [`Self::fork`]
+    /// can answer it anywhere (after a CSV header).
+    fn ready(&self) -> bool;
+    /// A reader of the same rows for a worker: same columns, CRS and
+    /// snapshot, counting its own rows, without the cap.
+    fn fork(&self) -> Self;
+    fn rows(&self) -> &Rows;
+    fn rows_mut(&mut self) -> &mut Rows;
+    fn format(&self) -> OutputFormat;
 }
 
 /// CSV rows after a header that names the columns.
@@ -309,23 +440,73 @@ impl LineRows for CsvRows {
             }
             return;
         };
+        if !line.contains('"') {
+            // No quotes, the common case: fields are borrowed from the line.
+            let mut id = RowId::None;
+            let (mut lon, mut lat) = (None, None);
+            for (column, field) in line.split(',').enumerate() {
+                if Some(column) == id_column {
+                    id = RowId::Text(Cow::Borrowed(field));
+                }
+                if column == lon_column {
+                    lon = Some(field);
+                }
+                if column == lat_column {
+                    lat = Some(field);
+                }
+            }
+            let point = csv_point(lon, lat);
+            self.rows.answer(&id, point, output);
+            return;
+        }
         let fields = split_csv(&line);
         let id = id_column
             .and_then(|column| fields.get(column))
-            .map_or(RowId::None, |id| RowId::Text(id.clone()));
-        let coordinate = |name: &str, column: usize| match fields.get(column) {
-            None => Err(format!("missing column {name}")),
-            Some(text) => text_coordinate(name, text),
-        };
-        let point = coordinate("lon", lon_column)
-            .and_then(|lon| Ok((lon, coordinate("lat", lat_column)?)))
-            .and_then(|(lon, lat)| check_point(lon, lat));
+            .map_or(RowId::None, |id| RowId::Text(Cow::Borrowed(id)));
+        let point = csv_point(
+            fields.get(lon_column).map(String::as_str),
+            fields.get(lat_column).map(String::as_str),
+        );
         self.rows.answer(&id, point, output);
     }
 
     fn done(&self) -> bool {
         self.rows.done
     }
+
+    fn ready(&self) -> bool {
+        self.columns.is_some() && !self.rows.done
+    }
+
+    fn fork(&self) -> Self {
+        Self {
+            rows: self.rows.fork(),
+            columns: self.columns,
+        }
+    }
+
+    fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    fn rows_mut(&mut self) -> &mut Rows {
+        &mut self.rows
+    }
+
+    fn format(&self) -> OutputFormat {
+        OutputFormat::Csv
+    }
+}
+
+/// The point of a CSV row from its lon and lat fields, if present.
+fn csv_point(lon: Option<&str>, lat: Option<&str>) -> Result<(f64, f64), String> {
+    let coordinate = |name: &str, field: Option<&str>| match field {
+        None => Err(format!("missing column {name}")),
+        Some(text) => text_coordinate(name, text),
+    };
+    coordinate("lon", lon)
+        .and_then(|lon| Ok((lon, coordinate("lat", lat)?)))
+        .and_then(|(lon, lat)| check_point(lon, lat))
 }
 
 /// NDJSON rows: one JSON object per line.
@@ -334,9 +515,13 @@ struct NdjsonRows(Rows);
 impl LineRows for NdjsonRows {
     fn line(&mut self, line: Result<&[u8], String>, output: &mut Output) {
         let (id, point) = match line {
-            Ok(line) => match serde_json::from_slice::<Value>(line) {
-                Ok(value) => json_row(value),
-                Err(err) => (RowId::None, Err(format!("the line is not JSON: {err}"))),
+            Ok(line) => match plain_row(line) {
+                // A plain row object, the common case, read without a map.
+                Some(row) => row.into_row(),
+                _ => match serde_json::from_slice::<Value>(line) {
+                    Ok(value) => json_row(value),
+                    Err(err) => (RowId::None, Err(format!("the line is not JSON: {err}"))),
+                },
             },
             Err(message) => (RowId::None, Err(message)),
         };
@@ -346,10 +531,65 @@ impl LineRows for NdjsonRows {
     fn done(&self) -> bool {
         self.0.done
     }
+
+    fn ready(&self) -> bool {
+        !self.0.done
+    }
+
+    fn fork(&self) -> Self {
+        Self(self.0.fork())
+    }
+
+    fn rows(&self) -> &Rows {
+        &self.0
+    }
+
+    fn rows_mut(&mut self) -> &mut Rows {
+        &mut self.0
+    }
+
+    fn format(&self) -> OutputFormat {
+        OutputFormat::Ndjson
+    }
+}
+
+/// A row object read field by field. Anything else (a feature, a duplicate
+/// key, not an object) fails or has a `type` and goes through [`json_row`],
+/// which answers exactly as it would have for this row.
+#[derive(Deserialize)]
+struct PlainRow {
+    id: Option<Value>,
+    lon: Option<Value>,
+    lat: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<serde::de::IgnoredAny>,
+}
+
+/// The line as a [`PlainRow`], if it is one: an object (serde would also
+/// read an array into the struct) without a `type`.
+fn plain_row(line: &[u8]) -> Option<PlainRow> {
+    let first = line.iter().find(|byte| !byte.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice::<PlainRow>(line)
+        .ok()
+        .filter(|row| row.kind.is_none())
+}
+
+impl PlainRow {
+    fn into_row(self) -> (RowId<'static>, Result<(f64, f64), String>) {
+        // `"id": null` reads as no id; both answer `"id":null`.
+        let id = self.id.map_or(RowId::None, RowId::Json);
+        let point = json_coordinate("lon", self.lon.as_ref())
+            .and_then(|lon| Ok((lon, json_coordinate("lat", self.lat.as_ref())?)))
+            .and_then(|(lon, lat)| check_point(lon, lat));
+        (id, point)
+    }
 }
 
 /// The id and point of a row object or a GeoJSON point feature.
-fn json_row(value: Value) -> (RowId, Result<(f64, f64), String>) {
+fn json_row(value: Value) -> (RowId<'static>, Result<(f64, f64), String>) {
     let Value::Object(mut object) = value else {
         return (RowId::None, Err("a row must be a JSON object".to_owned()));
     };
@@ -482,20 +722,8 @@ enum OutputFormat {
 struct Output {
     format: OutputFormat,
     buffer: Vec<u8>,
-    sender: mpsc::Sender<Bytes>,
-}
-
-/// One NDJSON answer line; every key is always present except `error`.
-#[derive(Serialize)]
-struct NdjsonAnswer<'a> {
-    id: &'a Value,
-    grid_code: Option<&'a str>,
-    grid_name: Option<&'a str>,
-    community_code: Option<&'a str>,
-    street_code: Option<&'a str>,
-    district_code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    /// None for a worker's output, which goes back to the reading task.
+    sender: Option<mpsc::Sender<Bytes>>,
 }
 
 impl Output {
@@ -507,62 +735,99 @@ impl Output {
         Self {
             format,
             buffer,
-            sender,
+            sender: Some(sender),
         }
     }
 
-    fn answer_row(&mut self, id: &RowId, chain: Option<&GridChain>) {
+    /// An output that only gathers answer lines, for a worker.
+    fn detached(format: OutputFormat) -> Self {
+        Self {
+            format,
+            buffer: Vec::with_capacity(BATCH_LINES * 96),
+            sender: None,
+        }
+    }
+
+    /// Adds a worker's answer after the rows before it, unless it crosses
+    /// the cap: then its rows are answered again, up to the cap and its
+    /// error row. False when the client has gone or a worker failed.
+    async fn add_batch(
+        &mut self,
+        answer: Result<BatchAnswer, tokio::task::JoinError>,
+        reader: &mut impl LineRows,
+    ) -> bool {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::error!(%err, "answering a batch of rows failed");
+                return false;
+            }
+        };
+        if reader.done() {
+            return true;
+        }
+        let rows = reader.rows_mut();
+        if rows.n_rows + answer.n_rows > rows.max_rows {
+            answer.batch.answer(reader, self);
+            return self.flush_if_full().await;
+        }
+        rows.n_rows += answer.n_rows;
+        if !self.buffer.is_empty() && !self.flush().await {
+            return false;
+        }
+        self.send(answer.answers).await
+    }
+
+    fn answer_row(&mut self, id: &RowId<'_>, chain: Option<&GridChain>) {
         self.write_row(id, chain, None);
     }
 
-    fn error_row(&mut self, id: &RowId, message: &str) {
+    fn error_row(&mut self, id: &RowId<'_>, message: &str) {
         self.write_row(id, None, Some(message));
     }
 
-    fn write_row(&mut self, id: &RowId, chain: Option<&GridChain>, error: Option<&str>) {
-        let codes = [
-            chain.map(|chain| &*chain.grid.code),
-            chain.map(|chain| &*chain.grid.name),
-            chain.map(|chain| &*chain.community.code),
-            chain.map(|chain| &*chain.street.code),
-            chain.map(|chain| &*chain.district.code),
-        ];
+    /// One answer line: `id,grid_code,grid_name,community_code,street_code,
+    /// district_code,error` in CSV, or the same keys in NDJSON (every key
+    /// always present except `error`). The grid's fields come pre-encoded
+    /// from the snapshot.
+    fn write_row(&mut self, id: &RowId<'_>, chain: Option<&GridChain>, error: Option<&str>) {
+        let buffer = &mut self.buffer;
         match self.format {
             OutputFormat::Csv => {
-                let id = match id {
-                    RowId::None => String::new(),
-                    RowId::Text(text) => text.clone(),
-                    RowId::Json(Value::String(text)) => text.clone(),
-                    RowId::Json(value) => value.to_string(),
-                };
-                push_csv_field(&mut self.buffer, &id);
-                for field in codes.into_iter().chain([error]) {
-                    self.buffer.push(b',');
-                    push_csv_field(&mut self.buffer, field.unwrap_or_default());
+                match id {
+                    RowId::None => {}
+                    RowId::Text(text) => push_csv_field(buffer, text),
+                    RowId::Json(Value::String(text)) => push_csv_field(buffer, text),
+                    RowId::Json(value) => push_csv_field(buffer, &value.to_string()),
                 }
-                self.buffer.push(b'\n');
+                match chain {
+                    Some(chain) => {
+                        buffer.push(b',');
+                        buffer.extend_from_slice(chain.encoded.batch_csv.as_bytes());
+                        buffer.push(b',');
+                    }
+                    None => buffer.extend_from_slice(b",,,,,,"),
+                }
+                push_csv_field(buffer, error.unwrap_or_default());
+                buffer.push(b'\n');
             }
             OutputFormat::Ndjson => {
-                let id = match id {
-                    RowId::None => Value::Null,
-                    RowId::Text(text) => Value::String(text.clone()),
-                    RowId::Json(value) => value.clone(),
-                };
-                let [grid_code, grid_name, community_code, street_code, district_code] = codes;
-                let line = NdjsonAnswer {
-                    id: &id,
-                    grid_code,
-                    grid_name,
-                    community_code,
-                    street_code,
-                    district_code,
-                    error,
-                };
-                // Writing plain strings and numbers into a Vec cannot fail.
-                if let Err(err) = serde_json::to_writer(&mut self.buffer, &line) {
-                    tracing::error!(%err, "encoding a batch answer row");
+                buffer.extend_from_slice(b"{\"id\":");
+                match id {
+                    RowId::None => buffer.extend_from_slice(b"null"),
+                    RowId::Text(text) => push_json(buffer, &**text),
+                    RowId::Json(value) => push_json(buffer, value),
                 }
-                self.buffer.push(b'\n');
+                buffer.push(b',');
+                match chain {
+                    Some(chain) => buffer.extend_from_slice(chain.encoded.batch_ndjson.as_bytes()),
+                    None => buffer.extend_from_slice(NO_GRID_NDJSON.as_bytes()),
+                }
+                if let Some(error) = error {
+                    buffer.extend_from_slice(b",\"error\":");
+                    push_json(buffer, error);
+                }
+                buffer.extend_from_slice(b"}\n");
             }
         }
     }
@@ -577,11 +842,15 @@ impl Output {
     }
 
     async fn flush(&mut self) -> bool {
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(FLUSH_BYTES * 2),
-        ));
-        self.sender.send(chunk).await.is_ok()
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(FLUSH_BYTES * 2));
+        self.send(chunk).await
+    }
+
+    async fn send(&self, chunk: Vec<u8>) -> bool {
+        match &self.sender {
+            Some(sender) => sender.send(Bytes::from(chunk)).await.is_ok(),
+            None => true,
+        }
     }
 
     async fn finish(mut self) {
@@ -591,9 +860,24 @@ impl Output {
     }
 }
 
+/// The grid keys of an NDJSON answer line for a point in no grid.
+const NO_GRID_NDJSON: &str = "\"grid_code\":null,\"grid_name\":null,\"community_code\":null,\
+                              \"street_code\":null,\"district_code\":null";
+
+/// Appends `value` as serde_json writes it.
+fn push_json<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) {
+    // Writing strings and JSON values into a Vec cannot fail.
+    if let Err(err) = serde_json::to_writer(&mut *buffer, value) {
+        tracing::error!(%err, "encoding a batch answer row");
+    }
+}
+
 /// Quotes a field when it holds a comma, quote or line break (RFC 4180).
-fn push_csv_field(buffer: &mut Vec<u8>, field: &str) {
-    if field.contains([',', '"', '\n', '\r']) {
+pub(crate) fn push_csv_field(buffer: &mut Vec<u8>, field: &str) {
+    if field
+        .bytes()
+        .any(|byte| matches!(byte, b',' | b'"' | b'\n' | b'\r'))
+    {
         buffer.push(b'"');
         buffer.extend_from_slice(field.replace('"', "\"\"").as_bytes());
         buffer.push(b'"');
@@ -673,6 +957,137 @@ mod tests {
                  ,,,,,,the request exceeds 3 rows; the rest was not read\n"
             )
         );
+    }
+
+    fn empty_rows(max_rows: u64) -> Rows {
+        Rows {
+            index: Arc::new(LookupIndex::empty()),
+            crs: LonLatCrs::Cgcs2000,
+            n_rows: 0,
+            max_rows,
+            done: false,
+        }
+    }
+
+    /// The answer of reading `body` one row at a time, as an oracle.
+    fn row_by_row(body: &[u8], mut reader: impl LineRows, format: OutputFormat) -> Vec<u8> {
+        let (sender, _receiver) = mpsc::channel(1);
+        let mut output = Output::new(format, sender);
+        let mut splitter = LineSplitter::default();
+        splitter.feed(body, |line| reader.line(line, &mut output));
+        if !reader.done() {
+            splitter.finish(|line| reader.line(line, &mut output));
+        }
+        output.buffer
+    }
+
+    /// The answer of the pipeline to `body` sent in chunks of odd sizes.
+    async fn pipelined(body: &[u8], reader: impl LineRows, format: OutputFormat) -> Vec<u8> {
+        let chunks: Vec<Result<Bytes, Infallible>> = body
+            .chunks(1_009)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let (sender, mut receiver) = mpsc::channel(CHANNEL_CHUNKS);
+        let output = Output::new(format, sender);
+        let task = tokio::spawn(answer_lines(
+            Body::from_stream(futures_util::stream::iter(chunks)),
+            reader,
+            output,
+        ));
+        let mut answer = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            answer.extend_from_slice(&chunk);
+        }
+        assert!(task.await.is_ok());
+        answer
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_answers_like_reading_row_by_row() {
+        let n_rows = BATCH_LINES * 3 + 100;
+        let mut csv = String::from("id,lon,lat\n");
+        let mut ndjson = String::new();
+        for row in 0..n_rows {
+            let lon = if row % 997 == 0 { "\"abc\"" } else { "120.5" };
+            csv.push_str(&format!("r{row},{},37.6\n", lon.trim_matches('"')));
+            ndjson.push_str(&format!(
+                "{{\"id\":\"r{row}\",\"lon\":{lon},\"lat\":37.6}}\n"
+            ));
+        }
+        // The last line lacks its newline.
+        csv.pop();
+        // Without a cap, and with the cap inside the third batch.
+        for max_rows in [u64::MAX, (BATCH_LINES * 2 + 17) as u64] {
+            let expected = row_by_row(
+                csv.as_bytes(),
+                CsvRows::new(empty_rows(max_rows)),
+                OutputFormat::Csv,
+            );
+            let got = pipelined(
+                csv.as_bytes(),
+                CsvRows::new(empty_rows(max_rows)),
+                OutputFormat::Csv,
+            )
+            .await;
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected)
+            );
+            let expected_lines = if max_rows == u64::MAX {
+                n_rows + 1
+            } else {
+                BATCH_LINES * 2 + 19
+            };
+            assert_eq!(
+                got.iter().filter(|&&byte| byte == b'\n').count(),
+                expected_lines
+            );
+            let expected = row_by_row(
+                ndjson.as_bytes(),
+                NdjsonRows(empty_rows(max_rows)),
+                OutputFormat::Ndjson,
+            );
+            let got = pipelined(
+                ndjson.as_bytes(),
+                NdjsonRows(empty_rows(max_rows)),
+                OutputFormat::Ndjson,
+            )
+            .await;
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+
+    #[test]
+    fn plain_rows_answer_like_json_values() {
+        for line in [
+            r#"{"id": 7, "lon": 120.5, "lat": "37.6", "extra": [1]}"#,
+            r#"{"id": null, "lon": null, "lat": 37.6}"#,
+            r#"{"lat": 37.6, "lon": 120.5, "lon": 121}"#,
+            r#"[1, 120.5, 37.6, null]"#,
+            r#"{"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [120.5, 37.6]}}"#,
+            r#"{"id": {"a": "b"}, "lon": true, "lat": 37.6}"#,
+        ] {
+            let by_value = json_row(serde_json::from_str(line).unwrap_or_default());
+            let (id, point) = match plain_row(line.as_bytes()) {
+                Some(row) => row.into_row(),
+                None => by_value.clone(),
+            };
+            // An id of null and no id answer alike (`"id":null`).
+            let id = if id == RowId::None {
+                RowId::Json(Value::Null)
+            } else {
+                id
+            };
+            let expected_id = if by_value.0 == RowId::None {
+                RowId::Json(Value::Null)
+            } else {
+                by_value.0.clone()
+            };
+            assert_eq!((id, point), (expected_id, by_value.1), "{line}");
+        }
     }
 
     #[test]

@@ -123,8 +123,18 @@ async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
     if changed.contains_key("grids") {
         state.auth.workers().clear();
     }
-    for (table, bbox) in changed {
-        state.tile_cache.invalidate(table, *bbox);
+    // The generalised polygons are rebuilt before any tile is dropped, so a
+    // tile encoded after the drop draws the new shapes.
+    let changed_list: Vec<(String, Option<[f64; 4]>)> = changed
+        .iter()
+        .map(|(table, bbox)| (table.clone(), *bbox))
+        .collect();
+    for (table, bbox) in state
+        .tile_cache
+        .polygons_changed(&state.pool, &changed_list)
+        .await
+    {
+        state.tile_cache.invalidate(&table, bbox);
     }
     tracing::info!(tables = ?changed.keys().collect::<Vec<_>>(), "applied database changes");
 }

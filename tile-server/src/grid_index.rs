@@ -21,6 +21,105 @@ pub struct GridChain {
     pub community: Unit,
     pub street: Unit,
     pub district: Unit,
+    /// The chain as the answers write it, escaped once per snapshot.
+    pub(crate) encoded: EncodedChain,
+}
+
+/// Pieces of JSON and CSV that every answer naming a grid repeats, built
+/// with serde_json (and the batch's CSV quoting) when the index is built, so
+/// answering copies bytes instead of escaping the same texts again.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedChain {
+    /// `{"code":…,"name":…,"kind":…,"status":…` of a single lookup, open so
+    /// that a permitted caller's `"worker"` can follow before the `}`.
+    pub(crate) lookup_grid_open: Box<str>,
+    /// `,"community":{…},"street":{…},"district":{…}` of a single lookup.
+    pub(crate) lookup_units: Box<str>,
+    /// `"grid_code":…,"district_code":…` of a batch NDJSON line.
+    pub(crate) batch_ndjson: Box<str>,
+    /// `code,name,community,street,district` of a batch CSV line.
+    pub(crate) batch_csv: Box<str>,
+}
+
+impl GridChain {
+    /// A grid's chain with its pre-encoded answer pieces.
+    #[must_use]
+    pub(crate) fn new(
+        grid: Unit,
+        kind: Arc<str>,
+        status: Arc<str>,
+        community: Unit,
+        street: Unit,
+        district: Unit,
+    ) -> Self {
+        let encoded = EncodedChain::new(&grid, &kind, &status, &community, &street, &district);
+        Self {
+            grid,
+            kind,
+            status,
+            community,
+            street,
+            district,
+            encoded,
+        }
+    }
+}
+
+impl EncodedChain {
+    fn new(
+        grid: &Unit,
+        kind: &str,
+        status: &str,
+        community: &Unit,
+        street: &Unit,
+        district: &Unit,
+    ) -> Self {
+        let json = |text: &str| serde_json::to_string(text).unwrap_or_default();
+        let unit = |unit: &Unit| serde_json::to_string(unit).unwrap_or_default();
+        let mut csv = Vec::new();
+        for (position, field) in [
+            &grid.code,
+            &grid.name,
+            &community.code,
+            &street.code,
+            &district.code,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if position > 0 {
+                csv.push(b',');
+            }
+            crate::batch::push_csv_field(&mut csv, field);
+        }
+        Self {
+            lookup_grid_open: format!(
+                "{{\"code\":{},\"name\":{},\"kind\":{},\"status\":{}",
+                json(&grid.code),
+                json(&grid.name),
+                json(kind),
+                json(status)
+            )
+            .into(),
+            lookup_units: format!(
+                ",\"community\":{},\"street\":{},\"district\":{}",
+                unit(community),
+                unit(street),
+                unit(district)
+            )
+            .into(),
+            batch_ndjson: format!(
+                "\"grid_code\":{},\"grid_name\":{},\"community_code\":{},\"street_code\":{},\"district_code\":{}",
+                json(&grid.code),
+                json(&grid.name),
+                json(&community.code),
+                json(&street.code),
+                json(&district.code)
+            )
+            .into(),
+            batch_csv: String::from_utf8_lossy(&csv).into(),
+        }
+    }
 }
 
 /// A code and name at one level of the administrative chain.
@@ -61,6 +160,16 @@ pub struct DepartmentGrid {
 
 pub type DepartmentIndex = PolygonIndex<DepartmentGrid>;
 
+/// The nearest station of one kind to a point.
+#[derive(Debug, Clone, Copy)]
+pub struct NearbyStation<'a> {
+    pub station: &'a StationInfo,
+    /// Straight-line geodesic metres.
+    pub distance_m: f64,
+    /// The nearest station of the kind by walking, with the metres walked.
+    pub walking: Option<(&'a StationInfo, f64)>,
+}
+
 /// The public attributes of a station.
 #[derive(Debug, Clone)]
 pub struct StationInfo {
@@ -92,13 +201,38 @@ const TIE_SLACK_M: f64 = 1e-3;
 /// node nearest the station + the geodesic from that node to the station.
 #[derive(Debug)]
 pub struct WalkingIndex {
-    graph: gridmap_circles::WalkGraph,
+    /// The road network's nodes indexed for snapping a lookup's point (the
+    /// graph itself is needed only while the index is built).
+    snap: gridmap_index::NodeSnap,
     /// Per kind, in the order of `StationIndex::by_kind`: the stations in
     /// source order, and for each node the distance and station position.
     by_kind: Vec<(Vec<StationInfo>, Vec<f64>, Vec<u32>)>,
 }
 
 impl WalkingIndex {
+    /// The nearest station by walking of the kind at `position` (in
+    /// `StationIndex::by_kind`'s order) from a point attached at `snaps`,
+    /// with the walking distance; None off the road network or where no
+    /// station of the kind is reachable.
+    fn nearest(
+        &self,
+        position: usize,
+        snaps: &[gridmap_index::NodeDistance],
+    ) -> Option<(&StationInfo, f64)> {
+        let (stations, distances, origins) = self.by_kind.get(position)?;
+        snaps
+            .iter()
+            .filter(|snap| snap.distance_m <= WALKING_SNAP_LIMIT_M)
+            .filter_map(|snap| {
+                let network = *distances.get(snap.node)?;
+                let station = stations.get(usize::try_from(*origins.get(snap.node)?).ok()?)?;
+                network
+                    .is_finite()
+                    .then_some((station, snap.distance_m + network))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     fn build(
         roads: &[gridmap_circles::LineString],
         stations: &[Vec<(StationInfo, f64, f64)>],
@@ -142,48 +276,89 @@ impl WalkingIndex {
                 (infos, distances, origins)
             })
             .collect();
-        Some(Self { graph, by_kind })
+        let snap = gridmap_index::NodeSnap::new(
+            (0..graph.node_count())
+                .map(|node| graph.node(node))
+                .collect(),
+        );
+        Some(Self { snap, by_kind })
     }
 }
 
 impl StationIndex {
-    /// The nearest station of each kind that has any, with its geodesic
-    /// distance in metres, in the order of [`StationKind::ALL`].
+    /// Indexes `stations` (with their lon/lat, in code order, so ties go to
+    /// the smallest code) by kind, and their walking distances over `roads`.
     #[must_use]
-    pub fn nearest_of_each_kind(&self, lon: f64, lat: f64) -> Vec<(&StationInfo, f64)> {
-        self.by_kind
+    pub(crate) fn new(
+        stations: &[(StationInfo, f64, f64)],
+        roads: &[gridmap_circles::LineString],
+    ) -> Self {
+        let kind_stations: Vec<Vec<(StationInfo, f64, f64)>> = StationKind::ALL
             .iter()
-            .filter_map(|(_, index)| index.nearest(lon, lat))
-            .map(|nearest| (&nearest.point.payload, nearest.distance_m))
-            .collect()
+            .map(|&kind| {
+                stations
+                    .iter()
+                    .filter(|(info, _, _)| info.kind == kind)
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let by_kind = StationKind::ALL
+            .iter()
+            .zip(&kind_stations)
+            .map(|(&kind, of_kind)| {
+                let points = of_kind
+                    .iter()
+                    .map(|(info, lon, lat)| IndexedPoint {
+                        lon: *lon,
+                        lat: *lat,
+                        payload: info.clone(),
+                    })
+                    .collect();
+                (kind, PointIndex::new(points))
+            })
+            .collect();
+        // One Dijkstra over the whole network per kind: tens of milliseconds
+        // for a county, run while the index is (re)built, never on a request.
+        let started = Instant::now();
+        let walking = WalkingIndex::build(roads, &kind_stations);
+        tracing::info!(
+            roads = roads.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "walking distances to stations built"
+        );
+        Self { by_kind, walking }
     }
 
-    /// The nearest station by walking of the kind at position `kind` in
-    /// [`Self::nearest_of_each_kind`]'s order, with the walking distance;
-    /// None off the road network or where no station of the kind is reachable.
+    /// The nearest station of each kind that has any, with its geodesic
+    /// distance in metres, in the order of [`StationKind::ALL`], and the
+    /// nearest of the kind by walking. The point is snapped to the road
+    /// network once for all kinds.
     #[must_use]
-    pub fn nearest_by_walking(
-        &self,
-        kind: StationKind,
-        lon: f64,
-        lat: f64,
-    ) -> Option<(&StationInfo, f64)> {
-        let walking = self.walking.as_ref()?;
-        let position = self.by_kind.iter().position(|(k, _)| *k == kind)?;
-        let (stations, distances, origins) = walking.by_kind.get(position)?;
-        let ties = walking
-            .graph
-            .snap_ties(gridmap_circles::Coord { x: lon, y: lat }, TIE_SLACK_M);
-        ties.iter()
-            .filter(|snap| snap.distance_m <= WALKING_SNAP_LIMIT_M)
-            .filter_map(|snap| {
-                let network = *distances.get(snap.node)?;
-                let station = stations.get(usize::try_from(*origins.get(snap.node)?).ok()?)?;
-                network
-                    .is_finite()
-                    .then_some((station, snap.distance_m + network))
+    pub fn nearest_of_each_kind(&self, lon: f64, lat: f64) -> Vec<NearbyStation<'_>> {
+        let snaps = self.walking.as_ref().map(|walking| {
+            walking.snap.ties_within(
+                gridmap_circles::Coord { x: lon, y: lat },
+                TIE_SLACK_M,
+                WALKING_SNAP_LIMIT_M,
+            )
+        });
+        self.by_kind
+            .iter()
+            .enumerate()
+            .filter_map(|(position, (_, index))| {
+                let nearest = index.nearest(lon, lat)?;
+                let walking = match (self.walking.as_ref(), snaps.as_deref()) {
+                    (Some(walking), Some(snaps)) => walking.nearest(position, snaps),
+                    _ => None,
+                };
+                Some(NearbyStation {
+                    station: &nearest.point.payload,
+                    distance_m: nearest.distance_m,
+                    walking,
+                })
             })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .collect()
     }
 
     #[must_use]
@@ -232,8 +407,8 @@ pub struct Resolved<'a> {
     pub grid: Option<&'a GridChain>,
     pub grid_unit: Option<&'a Located<Arc<str>>>,
     pub building: Option<&'a Located<BuildingInfo>>,
-    /// The nearest station of each kind with its distance in metres.
-    pub nearest_stations: Vec<(&'a StationInfo, f64)>,
+    /// The nearest station of each kind, straight and by walking.
+    pub nearest_stations: Vec<NearbyStation<'a>>,
     /// Only for a point in no grid: the grid with the nearest edge and the
     /// distance to it in metres.
     pub nearest_grid: Option<(&'a GridChain, f64)>,
@@ -350,28 +525,32 @@ pub async fn load_grid_index(pool: &sqlx::PgPool) -> Result<GridIndex, StoreErro
         .into_iter()
         .map(|record| {
             let code: Arc<str> = record.code.into();
-            Located {
+            let grid = Unit {
                 code: Arc::clone(&code),
-                payload: GridChain {
-                    grid: Unit {
-                        code,
-                        name: record.name.into(),
-                    },
-                    kind: shared.intern(record.kind),
-                    status: shared.intern(record.status),
-                    community: Unit {
-                        code: shared.intern(record.community_code),
-                        name: shared.intern(record.community_name),
-                    },
-                    street: Unit {
-                        code: shared.intern(record.street_code),
-                        name: shared.intern(record.street_name),
-                    },
-                    district: Unit {
-                        code: shared.intern(record.district_code),
-                        name: shared.intern(record.district_name),
-                    },
-                },
+                name: record.name.into(),
+            };
+            let community = Unit {
+                code: shared.intern(record.community_code),
+                name: shared.intern(record.community_name),
+            };
+            let street = Unit {
+                code: shared.intern(record.street_code),
+                name: shared.intern(record.street_name),
+            };
+            let district = Unit {
+                code: shared.intern(record.district_code),
+                name: shared.intern(record.district_name),
+            };
+            Located {
+                code,
+                payload: GridChain::new(
+                    grid,
+                    shared.intern(record.kind),
+                    shared.intern(record.status),
+                    community,
+                    street,
+                    district,
+                ),
                 polygon: record.geom,
             }
         })
@@ -456,57 +635,23 @@ async fn load_department_index(pool: &sqlx::PgPool) -> Result<DepartmentIndex, S
 
 async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreError> {
     let records = gridmap_store::queries::load_stations(pool).await?;
-    let by_kind = StationKind::ALL
+    let stations: Vec<(StationInfo, f64, f64)> = records
         .iter()
-        .map(|&kind| {
-            // Records come in code order, so ties go to the smallest code.
-            let points = records
+        .filter_map(|record| {
+            let kind = StationKind::ALL
                 .iter()
-                .filter(|record| record.kind == kind.as_str())
-                .map(|record| IndexedPoint {
-                    lon: record.lon,
-                    lat: record.lat,
-                    payload: StationInfo {
-                        code: record.code.as_str().into(),
-                        name: record.name.as_str().into(),
-                        kind,
-                    },
-                })
-                .collect();
-            (kind, PointIndex::new(points))
+                .copied()
+                .find(|kind| record.kind == kind.as_str())?;
+            let info = StationInfo {
+                code: record.code.as_str().into(),
+                name: record.name.as_str().into(),
+                kind,
+            };
+            Some((info, record.lon, record.lat))
         })
         .collect();
     let roads = gridmap_store::circle_queries::load_roads(pool, None, 0.0).await?;
-    let kind_stations: Vec<Vec<(StationInfo, f64, f64)>> = StationKind::ALL
-        .iter()
-        .map(|&kind| {
-            records
-                .iter()
-                .filter(|record| record.kind == kind.as_str())
-                .map(|record| {
-                    (
-                        StationInfo {
-                            code: record.code.as_str().into(),
-                            name: record.name.as_str().into(),
-                            kind,
-                        },
-                        record.lon,
-                        record.lat,
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    // One Dijkstra over the whole network per kind: tens of milliseconds for
-    // a county, run while the index is (re)built, never on a request.
-    let started = std::time::Instant::now();
-    let walking = WalkingIndex::build(&roads, &kind_stations);
-    tracing::info!(
-        roads = roads.len(),
-        elapsed_ms = started.elapsed().as_millis(),
-        "walking distances to stations built"
-    );
-    let index = StationIndex { by_kind, walking };
+    let index = StationIndex::new(&stations, &roads);
     tracing::info!(stations = index.len(), "station index built");
     Ok(index)
 }
@@ -523,5 +668,65 @@ impl Interner {
         let shared: Arc<str> = text.as_str().into();
         self.0.insert(text, Arc::clone(&shared));
         shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `i`-th point of a plane-filling sequence (R2 of Roberts) scaled to
+    /// the box, spread evenly without a random number generator.
+    fn spread(i: u32, west: f64, south: f64, east: f64, north: f64) -> (f64, f64) {
+        let u = (f64::from(i) * 0.754_877_666_246_693).fract();
+        let v = (f64::from(i) * 0.569_840_290_998_053).fract();
+        (west + u * (east - west), south + v * (north - south))
+    }
+
+    #[test]
+    fn snapping_with_the_bound_keeps_the_graphs_ties() {
+        // Parallel streets with evenly spaced nodes, so that many points lie
+        // midway between nodes (ties), plus a few loose roads.
+        let mut roads = Vec::new();
+        for row in 0..30 {
+            let y = 37.6 + f64::from(row) * 0.001;
+            roads.push(gridmap_circles::LineString::from(
+                (0..30)
+                    .map(|col| (120.4 + f64::from(col) * 0.001, y))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        for i in 1..=40 {
+            let (x, y) = spread(i, 120.39, 37.59, 120.44, 37.64);
+            let (dx, dy) = spread(i + 1000, -0.002, -0.002, 0.002, 0.002);
+            roads.push(gridmap_circles::LineString::from(vec![
+                (x, y),
+                (x + dx, y + dy),
+            ]));
+        }
+        let graph = gridmap_circles::WalkGraph::new(&roads);
+        let snap =
+            gridmap_index::NodeSnap::new((0..graph.node_count()).map(|n| graph.node(n)).collect());
+        let mut points: Vec<(f64, f64)> = (1..=5_000)
+            .map(|i| spread(i, 120.35, 37.55, 120.48, 37.68))
+            .collect();
+        // Midway between lattice nodes, and on them.
+        points.extend((0..29).map(|i| (120.4 + f64::from(i) * 0.001 + 0.0005, 37.61)));
+        points.extend((0..29).map(|i| (120.4 + f64::from(i) * 0.001, 37.6 + 0.001 * 7.0)));
+        for (lon, lat) in points {
+            let coord = gridmap_circles::Coord { x: lon, y: lat };
+            let expected: Vec<(usize, f64)> = graph
+                .snap_ties(coord, TIE_SLACK_M)
+                .into_iter()
+                .filter(|snap| snap.distance_m <= WALKING_SNAP_LIMIT_M)
+                .map(|snap| (snap.node, snap.distance_m))
+                .collect();
+            let got: Vec<(usize, f64)> = snap
+                .ties_within(coord, TIE_SLACK_M, WALKING_SNAP_LIMIT_M)
+                .into_iter()
+                .map(|snap| (snap.node, snap.distance_m))
+                .collect();
+            assert_eq!(got, expected, "({lon}, {lat})");
+        }
     }
 }

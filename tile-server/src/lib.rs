@@ -9,7 +9,9 @@
 //! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
 //! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
 //! - `GET /style.json`: the MapLibre style of the default map over all layers.
-//! - `GET /fonts/{fontstack}/{range}.pbf`: the glyph ranges the style names.
+//! - `GET /fonts/{fontstack}/{range}.pbf`: SDF glyph ranges rendered from local
+//!   fonts (Noto Sans CJK), and `GET /sprites/gridmap[@2x].json|.png`: the
+//!   station icons, both named by the style.
 //! - `GET|POST|PATCH|DELETE /api/v1/grids…`, `/api/v1/stations…`: the editing
 //!   API with versions, validation and history (see `edit.rs`).
 //! - `POST /api/v1/auth/login`, `…/logout`, `GET /api/v1/auth/me`: sessions (see [`auth`]).
@@ -32,10 +34,11 @@ pub mod gaps;
 mod grid_index;
 mod health;
 mod lookup;
+mod sprites;
 mod style;
 mod tiles;
 
-use axum::extract::MatchedPath;
+use axum::extract::{FromRef, MatchedPath};
 use axum::http::Request;
 use axum::routing::{get, post};
 use axum::Router;
@@ -47,11 +50,13 @@ use tower_http::trace::TraceLayer;
 pub use auth::{AuthConfig, AuthState, Caller, Editor, MaybeCaller, Role};
 pub use changes::{follow_changes, subscribe};
 pub use error::ApiError;
+pub use fonts::{Fonts, DEBIAN_FONT_FILES};
 pub use grid_index::{
     load_grid_index, load_lookup_index, refresh_lookup_index, GridChain, GridIndex, LookupIndex,
     Resolved,
 };
-pub use lookup::{answer as lookup_answer, LookupResponse};
+pub use lookup::{answer as lookup_answer, LookupHit, LookupResponse};
+pub use style::StyleAssets;
 
 /// Shared, cheaply clonable state of every handler.
 #[derive(Clone)]
@@ -65,6 +70,15 @@ pub struct AppState {
     /// Sessions and keys cache, rate limiters; [`AuthConfig::default`] unless
     /// replaced before [`app`] is built.
     pub auth: AuthState,
+    /// Glyphs and sprites of `style.json`; [`StyleAssets::debian_default`]
+    /// unless replaced before [`app`] is built.
+    pub style_assets: StyleAssets,
+}
+
+impl FromRef<AppState> for StyleAssets {
+    fn from_ref(state: &AppState) -> Self {
+        state.style_assets.clone()
+    }
 }
 
 impl AppState {
@@ -78,14 +92,25 @@ impl AppState {
     ) -> Result<Self, gridmap_store::StoreError> {
         let grid_index = load_lookup_index(&pool).await?;
         let bounds = gridmap_store::queries::extent(&pool).await?;
+        let tile_cache = tiles::TileCache::new(tile_cache_bytes);
+        // Tiles fall back to loading it on first use.
+        if let Err(err) = tile_cache.load_polygons(&pool).await {
+            tracing::error!(error = format!("{err:#}"), "loading the polygon layers");
+        }
         Ok(Self {
             pool,
             grid_index: Arc::new(arc_swap::ArcSwap::from_pointee(grid_index)),
-            tile_cache: tiles::TileCache::new(tile_cache_bytes),
+            tile_cache,
             bounds,
             auth: AuthState::new(AuthConfig::default()),
+            style_assets: StyleAssets::debian_default(),
         })
     }
+}
+
+/// `/style.json`, `/fonts/…` and `/sprites/…` alone, needing no database.
+pub fn style_asset_router(assets: StyleAssets) -> Router {
+    style::routes().with_state(assets)
 }
 
 /// The application router. `web_root` holds the built web map.
@@ -100,8 +125,7 @@ pub fn app(state: AppState, web_root: Option<PathBuf>) -> Router {
         .route("/api/v1/coverage", get(circles::coverage_report))
         .route("/tiles/{layers}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
-        .route("/style.json", get(style::style))
-        .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
+        .merge(style::routes())
         .merge(auth::routes())
         .merge(edit::routes())
         // Unauthenticated callers of every route above are limited per address.

@@ -4,10 +4,11 @@
 //! station of each kind. Every distance is a straight line on the ellipsoid,
 //! never a walking distance.
 
-use crate::grid_index::{AddressInfo, LookupIndex, Unit};
+use crate::grid_index::{AddressInfo, LookupIndex, Resolved, Unit};
 use crate::{ApiError, AppState};
 use axum::extract::{Query, State};
-use axum::Json;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse as _, Response};
 use gridmap_crs::LonLatCrs;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -114,98 +115,283 @@ pub async fn lookup(
     State(state): State<AppState>,
     crate::auth::MaybeCaller(caller): crate::auth::MaybeCaller,
     params: Result<Query<LookupParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<LookupResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let (lon, lat) = parse_point(params.lon.as_deref(), params.lat.as_deref())?;
     let crs = parse_crs(params.crs.as_deref())?;
-    let mut response = answer(&state.grid_index.load(), lon, lat, crs);
-    crate::auth::add_grid_worker(
-        &state.pool,
-        state.auth.workers(),
-        caller.as_ref(),
-        &mut response,
+    let body = if caller
+        .as_ref()
+        .is_some_and(crate::auth::Caller::may_see_personal_data)
+    {
+        // The worker is read from the database after the point is resolved,
+        // so this caller's answer holds its own reference to the snapshot.
+        let index = state.grid_index.load_full();
+        let hit = LookupHit::new(&index, lon, lat, crs);
+        let worker = match hit.grid_code() {
+            Some(code) => crate::auth::grid_worker(&state.pool, state.auth.workers(), code).await?,
+            None => None,
+        };
+        hit.to_json(worker.as_ref())
+    } else {
+        LookupHit::new(&state.grid_index.load(), lon, lat, crs).to_json(None)
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
     )
-    .await?;
-    Ok(Json(response))
+        .into_response())
 }
 
-/// The lookup answer for a validated point given in `crs`. Every text in it
-/// is shared with the snapshot (`Arc<str>`), so building it allocates only
-/// the station list.
-#[must_use]
-pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> LookupResponse {
-    let (x, y) = crs.to_cgcs2000(lon, lat);
-    let resolved = index.resolve(x, y);
-    let chain = resolved.grid;
-    LookupResponse {
-        query: QueryPoint {
+/// What the snapshot holds about one validated point, ready to be written
+/// as the answer ([`LookupHit::to_json`]) or built as [`LookupResponse`].
+pub struct LookupHit<'a> {
+    lon: f64,
+    lat: f64,
+    crs: LonLatCrs,
+    /// The point in CGCS2000.
+    x: f64,
+    y: f64,
+    resolved: Resolved<'a>,
+}
+
+/// Bytes of a typical answer (about 1.4 kB on the demo city), so writing
+/// one rarely grows the buffer.
+const ANSWER_CAPACITY: usize = 2048;
+
+impl<'a> LookupHit<'a> {
+    /// Resolves a validated point given in `crs`; departmental grids come
+    /// sorted by department and code (as bytes).
+    #[must_use]
+    pub fn new(index: &'a LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> Self {
+        let (x, y) = crs.to_cgcs2000(lon, lat);
+        let mut resolved = index.resolve(x, y);
+        resolved.departments.sort_by(|a, b| {
+            (&a.payload.department, &a.code).cmp(&(&b.payload.department, &b.code))
+        });
+        Self {
             lon,
             lat,
-            crs: crs.as_str(),
-            cgcs2000: [x, y],
-        },
-        grid: chain.map(|chain| GridSummary {
-            code: Arc::clone(&chain.grid.code),
-            name: Arc::clone(&chain.grid.name),
-            kind: Arc::clone(&chain.kind),
-            status: Arc::clone(&chain.status),
-            worker: None,
-        }),
-        community: chain.map(|chain| chain.community.clone()),
-        street: chain.map(|chain| chain.street.clone()),
-        district: chain.map(|chain| chain.district.clone()),
-        grid_unit: resolved.grid_unit.map(|unit| Unit {
-            code: Arc::clone(&unit.code),
-            name: Arc::clone(&unit.payload),
-        }),
-        building: resolved.building.map(|building| BuildingSummary {
-            code: Arc::clone(&building.code),
-            name: Arc::clone(&building.payload.name),
-            floors: building.payload.floors,
-        }),
-        address: resolved
-            .building
-            .and_then(|building| building.payload.address.clone()),
-        nearest_stations: resolved
-            .nearest_stations
-            .into_iter()
-            .map(|(station, metres)| StationDistance {
-                code: Arc::clone(&station.code),
-                name: Arc::clone(&station.name),
-                kind: station.kind.as_str(),
-                distance_m: round_decimetres(metres),
-                walking: index.stations.nearest_by_walking(station.kind, x, y).map(
-                    |(walked, metres)| WalkingDistance {
+            crs,
+            x,
+            y,
+            resolved,
+        }
+    }
+
+    /// The code of the grid covering the point.
+    #[must_use]
+    pub fn grid_code(&self) -> Option<&Arc<str>> {
+        self.resolved.grid.map(|chain| &chain.grid.code)
+    }
+
+    /// The answer as JSON, byte for byte what serde_json writes for the
+    /// [`LookupResponse`] of the same point, written into one buffer: the
+    /// grid chain comes pre-escaped from the snapshot.
+    #[must_use]
+    pub fn to_json(&self, worker: Option<&crate::auth::GridWorker>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ANSWER_CAPACITY);
+        let resolved = &self.resolved;
+        out.extend_from_slice(b"{\"query\":{\"lon\":");
+        push_json(&mut out, &self.lon);
+        out.extend_from_slice(b",\"lat\":");
+        push_json(&mut out, &self.lat);
+        out.extend_from_slice(b",\"crs\":");
+        push_json(&mut out, self.crs.as_str());
+        out.extend_from_slice(b",\"cgcs2000\":[");
+        push_json(&mut out, &self.x);
+        out.push(b',');
+        push_json(&mut out, &self.y);
+        out.extend_from_slice(b"]},\"grid\":");
+        match resolved.grid {
+            None => {
+                out.extend_from_slice(b"null,\"community\":null,\"street\":null,\"district\":null")
+            }
+            Some(chain) => {
+                out.extend_from_slice(chain.encoded.lookup_grid_open.as_bytes());
+                if let Some(worker) = worker {
+                    out.extend_from_slice(b",\"worker\":");
+                    push_json(&mut out, worker);
+                }
+                out.push(b'}');
+                out.extend_from_slice(chain.encoded.lookup_units.as_bytes());
+            }
+        }
+        out.extend_from_slice(b",\"grid_unit\":");
+        match resolved.grid_unit {
+            None => out.extend_from_slice(b"null"),
+            Some(unit) => push_code_name(&mut out, &unit.code, &unit.payload, b"name"),
+        }
+        out.extend_from_slice(b",\"building\":");
+        match resolved.building {
+            None => out.extend_from_slice(b"null,\"address\":null"),
+            Some(building) => {
+                out.extend_from_slice(b"{\"code\":");
+                push_json(&mut out, &*building.code);
+                out.extend_from_slice(b",\"name\":");
+                push_json(&mut out, &*building.payload.name);
+                out.extend_from_slice(b",\"floors\":");
+                push_json(&mut out, &building.payload.floors);
+                out.extend_from_slice(b"},\"address\":");
+                match &building.payload.address {
+                    None => out.extend_from_slice(b"null"),
+                    Some(address) => {
+                        push_code_name(&mut out, &address.code, &address.address, b"address");
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(b",\"nearest_stations\":[");
+        for (position, nearby) in resolved.nearest_stations.iter().enumerate() {
+            if position > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"code\":");
+            push_json(&mut out, &*nearby.station.code);
+            out.extend_from_slice(b",\"name\":");
+            push_json(&mut out, &*nearby.station.name);
+            out.extend_from_slice(b",\"kind\":");
+            push_json(&mut out, nearby.station.kind.as_str());
+            out.extend_from_slice(b",\"distance_m\":");
+            push_json(&mut out, &round_decimetres(nearby.distance_m));
+            out.extend_from_slice(b",\"walking\":");
+            match nearby.walking {
+                None => out.extend_from_slice(b"null"),
+                Some((walked, metres)) => {
+                    push_unit_with_distance(&mut out, &walked.code, &walked.name, metres);
+                }
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"nearest_grid\":");
+        match resolved.nearest_grid {
+            None => out.extend_from_slice(b"null"),
+            Some((chain, metres)) => {
+                push_unit_with_distance(&mut out, &chain.grid.code, &chain.grid.name, metres);
+            }
+        }
+        out.extend_from_slice(b",\"departments\":[");
+        for (position, grid) in resolved.departments.iter().enumerate() {
+            if position > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"department\":");
+            push_json(&mut out, &*grid.payload.department);
+            out.extend_from_slice(b",\"code\":");
+            push_json(&mut out, &*grid.code);
+            out.extend_from_slice(b",\"name\":");
+            push_json(&mut out, &*grid.payload.name);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
+    /// The answer as a value, for callers that read its fields.
+    #[must_use]
+    pub fn to_response(&self) -> LookupResponse {
+        let resolved = &self.resolved;
+        let chain = resolved.grid;
+        LookupResponse {
+            query: QueryPoint {
+                lon: self.lon,
+                lat: self.lat,
+                crs: self.crs.as_str(),
+                cgcs2000: [self.x, self.y],
+            },
+            grid: chain.map(|chain| GridSummary {
+                code: Arc::clone(&chain.grid.code),
+                name: Arc::clone(&chain.grid.name),
+                kind: Arc::clone(&chain.kind),
+                status: Arc::clone(&chain.status),
+                worker: None,
+            }),
+            community: chain.map(|chain| chain.community.clone()),
+            street: chain.map(|chain| chain.street.clone()),
+            district: chain.map(|chain| chain.district.clone()),
+            grid_unit: resolved.grid_unit.map(|unit| Unit {
+                code: Arc::clone(&unit.code),
+                name: Arc::clone(&unit.payload),
+            }),
+            building: resolved.building.map(|building| BuildingSummary {
+                code: Arc::clone(&building.code),
+                name: Arc::clone(&building.payload.name),
+                floors: building.payload.floors,
+            }),
+            address: resolved
+                .building
+                .and_then(|building| building.payload.address.clone()),
+            nearest_stations: resolved
+                .nearest_stations
+                .iter()
+                .map(|nearby| StationDistance {
+                    code: Arc::clone(&nearby.station.code),
+                    name: Arc::clone(&nearby.station.name),
+                    kind: nearby.station.kind.as_str(),
+                    distance_m: round_decimetres(nearby.distance_m),
+                    walking: nearby.walking.map(|(walked, metres)| WalkingDistance {
                         code: Arc::clone(&walked.code),
                         name: Arc::clone(&walked.name),
                         distance_m: round_decimetres(metres),
-                    },
-                ),
-            })
-            .collect(),
-        nearest_grid: resolved.nearest_grid.map(|(chain, metres)| NearestGrid {
-            code: Arc::clone(&chain.grid.code),
-            name: Arc::clone(&chain.grid.name),
-            distance_m: round_decimetres(metres),
-        }),
-        departments: departments(&resolved.departments),
+                    }),
+                })
+                .collect(),
+            nearest_grid: resolved.nearest_grid.map(|(chain, metres)| NearestGrid {
+                code: Arc::clone(&chain.grid.code),
+                name: Arc::clone(&chain.grid.name),
+                distance_m: round_decimetres(metres),
+            }),
+            departments: resolved
+                .departments
+                .iter()
+                .map(|grid| DepartmentSummary {
+                    department: Arc::clone(&grid.payload.department),
+                    code: Arc::clone(&grid.code),
+                    name: Arc::clone(&grid.payload.name),
+                })
+                .collect(),
+        }
     }
 }
 
-/// The departmental grids of a point, by department and code (as bytes).
-fn departments(
-    covering: &[&gridmap_index::Located<crate::grid_index::DepartmentGrid>],
-) -> Vec<DepartmentSummary> {
-    let mut departments: Vec<DepartmentSummary> = covering
-        .iter()
-        .map(|grid| DepartmentSummary {
-            department: Arc::clone(&grid.payload.department),
-            code: Arc::clone(&grid.code),
-            name: Arc::clone(&grid.payload.name),
-        })
-        .collect();
-    departments.sort_by(|a, b| (&a.department, &a.code).cmp(&(&b.department, &b.code)));
-    departments
+/// The lookup answer for a validated point given in `crs`, as a value.
+/// Every text in it is shared with the snapshot (`Arc<str>`).
+#[must_use]
+pub fn answer(index: &LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> LookupResponse {
+    LookupHit::new(index, lon, lat, crs).to_response()
+}
+
+/// Appends `value` as serde_json writes it (numbers by ryu, non-finite as
+/// null; strings escaped).
+fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing strings and numbers into a Vec cannot fail.
+    if let Err(err) = serde_json::to_writer(&mut *out, value) {
+        tracing::error!(%err, "encoding a lookup answer");
+    }
+}
+
+/// `{"code":…,"<key>":…}`.
+fn push_code_name(out: &mut Vec<u8>, code: &str, name: &str, key: &[u8]) {
+    out.extend_from_slice(b"{\"code\":");
+    push_json(out, code);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\":");
+    push_json(out, name);
+    out.push(b'}');
+}
+
+/// `{"code":…,"name":…,"distance_m":…}` with the metres rounded to decimetres.
+fn push_unit_with_distance(out: &mut Vec<u8>, code: &str, name: &str, metres: f64) {
+    out.extend_from_slice(b"{\"code\":");
+    push_json(out, code);
+    out.extend_from_slice(b",\"name\":");
+    push_json(out, name);
+    out.extend_from_slice(b",\"distance_m\":");
+    push_json(out, &round_decimetres(metres));
+    out.push(b'}');
 }
 
 /// Parses the optional `crs` parameter shared by single and batch lookups.
@@ -260,6 +446,221 @@ pub(crate) fn parse_number(name: &str, value: Option<&str>) -> Result<f64, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::GridWorker;
+    use crate::grid_index::{BuildingInfo, DepartmentGrid, GridChain, StationIndex, StationInfo};
+    use gridmap_circles::{LineString, MultiPolygon, Polygon};
+    use gridmap_index::{Located, PolygonIndex};
+    use gridmap_model::StationKind;
+
+    /// Texts that JSON must escape: quotes, backslashes, control characters,
+    /// Chinese and characters beyond the Basic Multilingual Plane.
+    const AWKWARD: &str = "东莱\"街道\\ 1\n\t\u{1}\u{7f} 😀 </script>";
+
+    fn square(x0: f64, y0: f64, size: f64) -> MultiPolygon<f64> {
+        MultiPolygon(vec![Polygon::new(
+            LineString::from(vec![
+                (x0, y0),
+                (x0 + size, y0),
+                (x0 + size, y0 + size),
+                (x0, y0 + size),
+                (x0, y0),
+            ]),
+            vec![],
+        )])
+    }
+
+    fn unit(code: &str, name: &str) -> Unit {
+        Unit {
+            code: code.into(),
+            name: name.into(),
+        }
+    }
+
+    fn located<T>(code: &str, polygon: MultiPolygon<f64>, payload: T) -> Located<T> {
+        Located {
+            code: code.into(),
+            polygon,
+            payload,
+        }
+    }
+
+    fn grid(code: &str, name: &str) -> GridChain {
+        GridChain::new(
+            unit(code, name),
+            "basic".into(),
+            "green".into(),
+            unit("370681001001", AWKWARD),
+            unit("370681001", "东莱街道"),
+            unit("370681", "龙口市"),
+        )
+    }
+
+    fn station(
+        code: &str,
+        name: &str,
+        kind: StationKind,
+        lon: f64,
+        lat: f64,
+    ) -> (StationInfo, f64, f64) {
+        let info = StationInfo {
+            code: code.into(),
+            name: name.into(),
+            kind,
+        };
+        (info, lon, lat)
+    }
+
+    /// Two grids sharing an edge, a grid unit, buildings with and without an
+    /// address, overlapping departmental grids, and stations of two kinds
+    /// on a small road network.
+    fn index() -> LookupIndex {
+        let grids = PolygonIndex::new(vec![
+            located(
+                "370681001001002",
+                square(120.41, 37.6, 0.01),
+                grid("370681001001002", "二\"网格\""),
+            ),
+            located(
+                "370681001001001",
+                square(120.4, 37.6, 0.01),
+                grid("370681001001001", AWKWARD),
+            ),
+        ]);
+        let grid_units = PolygonIndex::new(vec![located(
+            "370681001001001001",
+            square(120.4, 37.6, 0.005),
+            Arc::<str>::from(AWKWARD),
+        )]);
+        let buildings = PolygonIndex::new(vec![
+            located(
+                "3706810010010010010001",
+                square(120.401, 37.601, 0.001),
+                BuildingInfo {
+                    name: AWKWARD.into(),
+                    floors: Some(6),
+                    address: Some(AddressInfo {
+                        code: "A1".into(),
+                        address: "龙口市东莱街道\\1号".into(),
+                    }),
+                },
+            ),
+            located(
+                "3706810010010010010002",
+                square(120.403, 37.601, 0.001),
+                BuildingInfo {
+                    name: "仓库".into(),
+                    floors: None,
+                    address: None,
+                },
+            ),
+        ]);
+        let departments = PolygonIndex::new(vec![
+            located(
+                "Z9",
+                square(120.4, 37.6, 0.02),
+                DepartmentGrid {
+                    department: "police".into(),
+                    name: AWKWARD.into(),
+                },
+            ),
+            located(
+                "A1",
+                square(120.4, 37.6, 0.02),
+                DepartmentGrid {
+                    department: "police".into(),
+                    name: "甲".into(),
+                },
+            ),
+            located(
+                "B2",
+                square(120.4, 37.6, 0.005),
+                DepartmentGrid {
+                    department: "fire".into(),
+                    name: "乙".into(),
+                },
+            ),
+        ]);
+        let roads = vec![
+            LineString::from(vec![
+                (120.400, 37.600),
+                (120.405, 37.600),
+                (120.405, 37.605),
+            ]),
+            LineString::from(vec![(120.405, 37.605), (120.415, 37.605)]),
+        ];
+        let stations = StationIndex::new(
+            &[
+                station("S1", AWKWARD, StationKind::ServiceCentre, 120.4001, 37.6001),
+                station("S2", "红色驿站", StationKind::RedStation, 120.415, 37.6051),
+                station("S3", "站\"三", StationKind::RedStation, 120.5, 37.7),
+            ],
+            &roads,
+        );
+        LookupIndex {
+            grids: Arc::new(grids),
+            grid_units: Arc::new(grid_units),
+            buildings: Arc::new(buildings),
+            stations: Arc::new(stations),
+            departments: Arc::new(departments),
+        }
+    }
+
+    #[test]
+    fn written_answers_equal_serde_json_of_the_value() {
+        let index = index();
+        let worker = GridWorker {
+            name: Some(AWKWARD.to_owned()),
+            phone: None,
+        };
+        let points = [
+            (120.4015, 37.6015), // building with address, grid unit, departments
+            (120.4035, 37.6015), // building without address
+            (120.41, 37.605),    // on the shared edge
+            (120.415, 37.605),   // second grid, on a road node
+            (120.45, 37.65),     // outside: nearest grid, far from roads
+            (120.4001, 37.6001), // at a station
+            (0.0, 0.0),          // far from everything
+        ];
+        for (lon, lat) in points {
+            for crs in [LonLatCrs::Cgcs2000, LonLatCrs::Gcj02] {
+                let hit = LookupHit::new(&index, lon, lat, crs);
+                let mut response = hit.to_response();
+                let expected = serde_json::to_vec(&response).unwrap_or_default();
+                let got = hit.to_json(None);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&expected),
+                    "({lon}, {lat}) {crs:?}"
+                );
+                if let Some(grid) = response.grid.as_mut() {
+                    grid.worker = Some(worker.clone());
+                }
+                let expected = serde_json::to_vec(&response).unwrap_or_default();
+                assert_eq!(
+                    String::from_utf8_lossy(&hit.to_json(Some(&worker))),
+                    String::from_utf8_lossy(&expected)
+                );
+            }
+        }
+        // The points above reach every branch of the answer.
+        let answer = |lon, lat| LookupHit::new(&index, lon, lat, LonLatCrs::Cgcs2000).to_response();
+        let inside = answer(120.4015, 37.6015);
+        assert!(inside.address.is_some() && inside.grid_unit.is_some());
+        assert_eq!(inside.departments.len(), 3);
+        assert_eq!(&*inside.departments[0].department, "fire");
+        assert_eq!(&*inside.departments[1].code, "A1");
+        assert!(inside.nearest_stations.iter().any(|s| s.walking.is_some()));
+        assert_eq!(
+            answer(120.41, 37.605)
+                .grid
+                .map(|g| g.code.to_string())
+                .as_deref(),
+            Some("370681001001001")
+        );
+        let outside = answer(120.45, 37.65);
+        assert!(outside.grid.is_none() && outside.nearest_grid.is_some());
+        assert!(outside.nearest_stations.iter().all(|s| s.walking.is_none()));
+    }
 
     fn check(lon: Option<&str>, lat: Option<&str>, expected: Result<(f64, f64), &str>) {
         let got = parse_point(lon, lat).map_err(|err| err.to_string());

@@ -41,6 +41,15 @@ struct Cli {
     /// Hours a login session lasts.
     #[arg(long, default_value_t = 12)]
     session_hours: u64,
+    /// Font files (or collections) whose faces serve the style's glyphs;
+    /// repeat or separate with commas. A missing file is logged and skipped.
+    #[arg(
+        long = "font-file",
+        env = "GRIDMAP_FONT_FILES",
+        value_delimiter = ',',
+        default_values = gridmap_server::DEBIAN_FONT_FILES
+    )]
+    font_files: Vec<PathBuf>,
 }
 
 #[tokio::main]
@@ -69,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         public_burst: cli.public_burst,
         ..gridmap_server::AuthConfig::default()
     });
+    state.style_assets = gridmap_server::StyleAssets::open(&cli.font_files);
     tokio::spawn(gridmap_server::follow_changes(listener, state.clone()));
     let app = gridmap_server::app(state, cli.web_root).layer(CompressionLayer::new());
     let listener = tokio::net::TcpListener::bind(cli.bind)

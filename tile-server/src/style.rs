@@ -4,18 +4,67 @@
 //!
 //! Everything it names is served by this server (offline intranets): the
 //! TileJSON URL is absolute, built from the request's Host like TileJSON's
-//! tile URLs, and `glyphs` points to `/fonts/{fontstack}/{range}.pbf`.
+//! tile URLs, `glyphs` points to `/fonts/{fontstack}/{range}.pbf` (SDF glyphs
+//! rendered from local fonts, `fonts.rs`) and `sprite` to `/sprites/gridmap`
+//! (station icons drawn at start-up, `sprites.rs`). [`StyleAssets`] holds both.
 
+use crate::fonts::{self, Fonts};
+use crate::sprites::{self, Sprites, FALLBACK_STATION_ICON, SPRITE_SHEET};
 use crate::tiles::base_url;
+use axum::extract::FromRef;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
+use gridmap_model::StationKind;
 use gridmap_tiles::{Drawing, LayerDef, LAYERS};
 use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// What the style names besides tiles: glyphs and sprites.
+#[derive(Debug, Clone)]
+pub struct StyleAssets {
+    pub fonts: Fonts,
+    pub sprites: Sprites,
+}
+
+impl StyleAssets {
+    /// Glyphs from the faces of `font_files` (missing files are logged at WARN
+    /// and left out) and the sprite sheets, drawn now.
+    #[must_use]
+    pub fn open(font_files: &[PathBuf]) -> Self {
+        Self {
+            fonts: Fonts::open(font_files),
+            sprites: Sprites::draw(),
+        }
+    }
+
+    /// Glyphs from Debian's Noto Sans CJK, see [`fonts::DEBIAN_FONT_FILES`].
+    #[must_use]
+    pub fn debian_default() -> Self {
+        Self {
+            fonts: Fonts::debian_default(),
+            sprites: Sprites::draw(),
+        }
+    }
+}
+
+/// `/style.json`, `/fonts/…` and `/sprites/…`, for any state holding the assets.
+pub fn routes<S>() -> Router<S>
+where
+    StyleAssets: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route("/style.json", get(style))
+        .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
+        .route("/sprites/{file}", get(sprites::sprite))
+}
 
 /// The one source of the style.
 pub const SOURCE: &str = "gridmap";
-/// The font stack of every text layer; see `fonts.rs`.
+/// The font stack of every text layer: a face of Debian's Noto Sans CJK
+/// collection (Chinese, Latin and digits), see `fonts.rs`.
 pub const FONT_STACK: &str = "Noto Sans CJK SC Regular";
 
 /// 网格五色管理法: the status colour of a grid, as the web map draws it.
@@ -26,13 +75,10 @@ const STATUS_COLOURS: [(&str, &str); 5] = [
     ("orange", "#f08a24"),
     ("red", "#d93636"),
 ];
-/// Station colours, kept away from the five status hues.
-const STATION_COLOURS: [(&str, &str); 4] = [
-    ("service_centre", "#6a1b9a"),
-    ("red_station", "#a31545"),
-    ("grid_station", "#00838f"),
-    ("rider_rest_stop", "#5d4037"),
-];
+/// The zoom from which building names show on their polygons.
+const BUILDING_NAME_MINZOOM: u8 = 16;
+/// The zoom from which station names show beside their icons.
+const STATION_NAME_MINZOOM: u8 = 14;
 
 pub async fn style(headers: HeaderMap) -> Response {
     (
@@ -49,12 +95,14 @@ pub async fn style(headers: HeaderMap) -> Response {
 #[must_use]
 pub fn style_for(base_url: &str) -> Value {
     let all: Vec<&str> = LAYERS.iter().map(|layer| layer.name).collect();
-    // Fills first, then lines, points and text, so nothing hides a label.
+    // Fills first, then lines, points and text, so nothing hides a label;
+    // symbols (icons and text) go last of all, in the same order.
     let mut layers = vec![json!({
         "id": "background",
         "type": "background",
         "paint": { "background-color": "#f4f2ed" },
     })];
+    let mut symbols = Vec::new();
     for drawing in [
         Drawing::Fill,
         Drawing::Line,
@@ -62,9 +110,14 @@ pub fn style_for(base_url: &str) -> Value {
         Drawing::Label,
     ] {
         for layer in LAYERS.iter().filter(|layer| layer.drawing == drawing) {
-            layers.extend(style_layers(layer));
+            let (symbol, other): (Vec<Value>, Vec<Value>) = style_layers(layer)
+                .into_iter()
+                .partition(|style_layer| style_layer["type"] == "symbol");
+            layers.extend(other);
+            symbols.extend(symbol);
         }
     }
+    layers.extend(symbols);
     json!({
         "version": 8,
         "name": "gridmap",
@@ -75,6 +128,7 @@ pub fn style_for(base_url: &str) -> Value {
             },
         },
         "glyphs": format!("{base_url}/fonts/{{fontstack}}/{{range}}.pbf"),
+        "sprite": format!("{base_url}/sprites/{SPRITE_SHEET}"),
         "layers": layers,
     })
 }
@@ -120,7 +174,7 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
                 "streets" => (json!("#ffffff"), 0.0, "#262626", 2.0),
                 _ => (json!("#ffffff"), 0.0, "#111111", 3.0),
             };
-            vec![
+            let mut layers = vec![
                 with(
                     base("fill", "fill"),
                     "paint",
@@ -131,7 +185,24 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
                     "paint",
                     json!({ "line-color": outline, "line-width": width }),
                 ),
-            ]
+            ];
+            // Buildings have no label layer of their own: their names (楼号,
+            // mostly digits) show on the polygons, at the closest zooms only.
+            if layer.name == "buildings" {
+                let mut label = with(
+                    base("label", "symbol"),
+                    "layout",
+                    json!({
+                        "text-field": ["get", "name"],
+                        "text-font": [FONT_STACK],
+                        "text-size": 10,
+                        "text-max-width": 6,
+                    }),
+                );
+                label["minzoom"] = json!(BUILDING_NAME_MINZOOM);
+                layers.push(with(label, "paint", text_paint()));
+            }
+            layers
         }
         Drawing::Line => vec![with(
             base("line", "line"),
@@ -149,22 +220,52 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
                 ],
             }),
         )],
+        Drawing::Circle if layer.name == "addresses" => vec![with(
+            base("circle", "circle"),
+            "paint",
+            json!({
+                "circle-color": "#455a64",
+                "circle-radius": 2.0,
+                "circle-stroke-color": "#ffffff",
+                "circle-stroke-width": 1,
+            }),
+        )],
+        // Stations: the icon of their kind from the sprite, named from z14.
         Drawing::Circle => {
-            let colour = match layer.name {
-                "addresses" => json!("#455a64"),
-                _ => match_colour("kind", &STATION_COLOURS, "#5d4037"),
-            };
-            let radius = if layer.name == "addresses" { 2.0 } else { 5.0 };
-            vec![with(
-                base("circle", "circle"),
-                "paint",
+            let mut icon = vec![json!("match"), json!(["get", "kind"])];
+            for &kind in StationKind::ALL {
+                icon.push(json!(kind.as_str()));
+                icon.push(json!(sprites::station_icon(kind)));
+            }
+            icon.push(json!(FALLBACK_STATION_ICON));
+            let symbol = with(
+                base("icon", "symbol"),
+                "layout",
                 json!({
-                    "circle-color": colour,
-                    "circle-radius": radius,
-                    "circle-stroke-color": "#ffffff",
-                    "circle-stroke-width": 1,
+                    "icon-image": icon,
+                    "icon-allow-overlap": true,
+                    "text-field": ["step", ["zoom"], "", STATION_NAME_MINZOOM, ["get", "name"]],
+                    "text-font": [FONT_STACK],
+                    "text-size": 11,
+                    "text-anchor": "top",
+                    "text-offset": [0, 1.0],
+                    "text-max-width": 8,
+                    "text-optional": true,
                 }),
-            )]
+            );
+            let mut symbol = with(symbol, "paint", text_paint());
+            if layer.name == "stations" {
+                // Rider rest stops have their own layer from its minzoom on
+                // (with opening hours): draw each icon once.
+                let own_layer = gridmap_tiles::find_layer("rider_rest_stops")
+                    .map_or(layer.minzoom, |rest_stops| rest_stops.minzoom);
+                symbol["filter"] = json!([
+                    "any",
+                    ["!=", ["get", "kind"], StationKind::RiderRestStop.as_str()],
+                    ["<", ["zoom"], own_layer],
+                ]);
+            }
+            vec![symbol]
         }
         Drawing::Label => {
             let size = match layer.table {
@@ -183,17 +284,17 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
                     "text-max-width": 8,
                 }),
             );
-            vec![with(
-                label,
-                "paint",
-                json!({
-                    "text-color": "#1f1f1f",
-                    "text-halo-color": "#ffffff",
-                    "text-halo-width": 1.5,
-                }),
-            )]
+            vec![with(label, "paint", text_paint())]
         }
     }
+}
+
+fn text_paint() -> Value {
+    json!({
+        "text-color": "#1f1f1f",
+        "text-halo-color": "#ffffff",
+        "text-halo-width": 1.5,
+    })
 }
 
 #[cfg(test)]

@@ -9,15 +9,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use gridmap_tiles::{find_layer, LayerDef, TileCoord, LAYERS};
+use gridmap_tiles::{find_layer, GeneralisedPolygons, LayerDef, TileCoord, LAYERS};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const MVT_CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 
-/// Encoded tiles by `(layers, z, x, y)`, bounded by their total size in bytes.
+/// Encoded tiles by `(layers, z, x, y)`, bounded by their total size in bytes,
+/// and the generalised snapshot the polygon layers are drawn from.
 #[derive(Clone)]
 pub struct TileCache {
     cache: moka::future::Cache<(String, TileCoord), CachedTile>,
+    /// Rebuilt off the request path and swapped whole on a change.
+    polygons: Arc<arc_swap::ArcSwapOption<GeneralisedPolygons>>,
+    /// Held while the snapshot loads, so concurrent first requests load it once.
+    loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One encoded tile, kept raw, gzip- and brotli-compressed so a warm request
@@ -187,7 +193,113 @@ impl TileCache {
             .time_to_live(Duration::from_secs(60))
             .support_invalidation_closures()
             .build();
-        Self { cache }
+        Self {
+            cache,
+            polygons: Arc::new(arc_swap::ArcSwapOption::empty()),
+            loading: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Reads the polygon layers and builds their generalised snapshot (on the
+    /// blocking pool), then swaps it in. Returns the snapshot it replaced.
+    ///
+    /// # Errors
+    /// When the layers cannot be read.
+    pub async fn load_polygons(
+        &self,
+        pool: &sqlx::PgPool,
+    ) -> anyhow::Result<Option<Arc<GeneralisedPolygons>>> {
+        let _loading = self.loading.lock().await;
+        self.load_polygons_locked(pool).await
+    }
+
+    async fn load_polygons_locked(
+        &self,
+        pool: &sqlx::PgPool,
+    ) -> anyhow::Result<Option<Arc<GeneralisedPolygons>>> {
+        let started = std::time::Instant::now();
+        let rows = GeneralisedPolygons::fetch(pool).await?;
+        let snapshot = tokio::task::spawn_blocking(move || GeneralisedPolygons::build(rows))
+            .await
+            .map_err(|err| anyhow::anyhow!("building the generalised snapshot: {err}"))?;
+        tracing::info!(
+            chains = snapshot.chain_count(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "generalised polygon layers"
+        );
+        Ok(self.polygons.swap(Some(Arc::new(snapshot))))
+    }
+
+    /// The current snapshot, loading it on first use. `None` (PostGIS draws
+    /// every layer) when it cannot be loaded.
+    async fn polygons(&self, pool: &sqlx::PgPool) -> Option<Arc<GeneralisedPolygons>> {
+        if let Some(snapshot) = self.polygons.load_full() {
+            return Some(snapshot);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(snapshot) = self.polygons.load_full() {
+            return Some(snapshot);
+        }
+        if let Err(err) = self.load_polygons_locked(pool).await {
+            tracing::error!(error = format!("{err:#}"), "loading the polygon layers");
+        }
+        self.polygons.load_full()
+    }
+
+    /// After a committed change of `table` within `bbox` (degrees; `None`
+    /// for the whole table): rebuilds the snapshot when `table` feeds it and
+    /// returns the extents to invalidate as `(table, bbox)`. A polygon
+    /// table's change may move the simplified shared edges of every polygon
+    /// layer, as far as the chains through the change reach.
+    pub async fn polygons_changed(
+        &self,
+        pool: &sqlx::PgPool,
+        changed: &[(String, Option<[f64; 4]>)],
+    ) -> Vec<(String, Option<[f64; 4]>)> {
+        let polygon_tables: Vec<&str> = gridmap_tiles::GENERALISED_LAYERS
+            .iter()
+            .filter_map(|name| find_layer(name))
+            .map(|layer| layer.table)
+            .collect();
+        let mut extents = changed.to_vec();
+        let touched: Vec<Option<[f64; 4]>> = changed
+            .iter()
+            .filter(|(table, _)| polygon_tables.contains(&table.as_str()))
+            .map(|(_, bbox)| *bbox)
+            .collect();
+        if touched.is_empty() || self.polygons.load().is_none() {
+            return extents;
+        }
+        let old = match self.load_polygons(pool).await {
+            Ok(old) => old,
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "rebuilding the polygon layers");
+                None
+            }
+        };
+        let new = self.polygons.load_full();
+        for bbox in touched {
+            let grown = bbox.map(|bbox| {
+                [old.as_deref(), new.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|snapshot| snapshot.affected_extent(bbox))
+                    .fold(bbox, |a, b| {
+                        [
+                            a[0].min(b[0]),
+                            a[1].min(b[1]),
+                            a[2].max(b[2]),
+                            a[3].max(b[3]),
+                        ]
+                    })
+            });
+            extents.extend(
+                polygon_tables
+                    .iter()
+                    .map(|table| ((*table).to_owned(), grown)),
+            );
+        }
+        extents
     }
 
     /// Drops every cached tile that shows `table` and meets `bbox`
@@ -282,11 +394,22 @@ pub async fn tile(
     let coord = TileCoord::new(number("z", &z)?, number("x", &x)?, number("y", y)?)
         .map_err(|err| ApiError::BadRequest(err.to_string()))?;
     let pool = state.pool.clone();
+    let tile_cache = state.tile_cache.clone();
     let tile = state
         .tile_cache
         .cache
         .try_get_with((layers.clone(), coord), async move {
-            let body = gridmap_tiles::encode_tile(&pool, &layer_defs, coord).await?;
+            let polygons = if layer_defs
+                .iter()
+                .any(|layer| gridmap_tiles::GENERALISED_LAYERS.contains(&layer.name))
+            {
+                tile_cache.polygons(&pool).await
+            } else {
+                None
+            };
+            let body =
+                gridmap_tiles::encode_tile_with(&pool, polygons.as_deref(), &layer_defs, coord)
+                    .await?;
             CachedTile::new(body).map_err(anyhow::Error::from)
         })
         .await

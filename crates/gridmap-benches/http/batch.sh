@@ -13,6 +13,8 @@ cd "$(dirname "$0")/../../.."
 : "${DATABASE_URL:?set DATABASE_URL to a database holding the demo city}"
 runs=${RUNS:-3}
 points=${POINTS:-1000000}
+# SERVER: the gridmap-server binary to measure (default: the release build).
+server_bin=${SERVER:-target/release/gridmap-server}
 port=${PORT:-18766}
 work=$(mktemp -d)
 
@@ -32,7 +34,7 @@ with open(f"{work}/points.csv", "w") as csv, open(f"{work}/points.ndjson", "w") 
         nd.write(json.dumps({"id": str(i), "lon": lon, "lat": lat}) + "\n")
 PY
 
-RUST_LOG=warn target/release/gridmap-server --bind "127.0.0.1:$port" --public-rate-limit 0 &
+RUST_LOG=warn "$server_bin" --bind "127.0.0.1:$port" --public-rate-limit 0 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done

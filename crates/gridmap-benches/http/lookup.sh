@@ -17,6 +17,8 @@ cd "$(dirname "$0")/../../.."
 runs=${RUNS:-3}
 seconds=${SECONDS_PER_RUN:-10}
 connections=${CONNECTIONS:-64}
+# SERVER: the gridmap-server binary to measure (default: the release build).
+server_bin=${SERVER:-target/release/gridmap-server}
 port=${PORT:-18765}
 
 bbox=$(psql "$DATABASE_URL" -XAtc "SELECT concat_ws(',', ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e))
@@ -24,7 +26,7 @@ bbox=$(psql "$DATABASE_URL" -XAtc "SELECT concat_ws(',', ST_XMin(e), ST_YMin(e),
 export GRIDMAP_BBOX=$bbox
 
 # The public rate limit (per client address) would cap a loopback benchmark.
-RUST_LOG=warn target/release/gridmap-server --bind "127.0.0.1:$port" --public-rate-limit 0 &
+RUST_LOG=warn "$server_bin" --bind "127.0.0.1:$port" --public-rate-limit 0 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done

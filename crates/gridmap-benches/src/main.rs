@@ -7,7 +7,8 @@
 //! DATABASE_URL=… cargo run --release -p gridmap-benches -- import --scale 10 --runs 3
 //! ```
 //!
-//! `import`: see `import_bench.rs`.
+//! `import`: see `import_bench.rs`. `gaps`: see `gaps_bench.rs`. `circles`: see
+//! `circles_bench.rs`.
 //!
 //! `lookup`: point-in-grid for N random points over the grids' extent, by the
 //! in-memory index on one core versus one PostGIS query joining the same points
@@ -23,8 +24,12 @@
 //!
 //! `chain`: the full single lookup in process (grid chain, grid unit,
 //! building and address, nearest station of each kind, nearest grid for points
-//! outside, encoded as the JSON the API sends) for N random points on one core.
+//! outside, encoded as the JSON the API sends) for N random points on one core,
+//! after checking that the server's directly written JSON equals serde_json's
+//! encoding of the same answer at every point.
 
+mod circles_bench;
+mod gaps_bench;
 mod import_bench;
 mod synthetic_grids;
 mod tile_list;
@@ -78,6 +83,29 @@ enum Bench {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Gaps and overlaps of the whole city: gridmap-topology vs PostGIS SQL.
+    Gaps {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Shift every n-th grid east so there is something to find (0: none).
+        #[arg(long, default_value_t = 50)]
+        perturb_every: usize,
+        /// The shift in degrees (0.00005° is about 4 m).
+        #[arg(long, default_value_t = 0.00005)]
+        shift_deg: f64,
+        #[arg(long, default_value_t = 1.0)]
+        min_area_m2: f64,
+    },
+    /// Walking distances from N stations: gridmap-circles vs pgr_drivingDistance.
+    Circles {
+        /// Station counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        stations: Vec<usize>,
+        #[arg(long, default_value_t = 500.0)]
+        distance_m: f64,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Print the unique z/x/y tiles meeting the city's districts (for http/tiles.sh).
     TileList {
         #[arg(long, default_value_t = 10)]
@@ -124,6 +152,23 @@ async fn main() -> anyhow::Result<()> {
         Bench::Lookup { points, runs, .. } => lookup(points, runs.max(1)).await,
         Bench::Chain { points, runs } => chain(points, runs.max(1)).await,
         Bench::Import { scale, runs, out } => import_bench::run(scale, runs.max(1), out).await,
+        Bench::Gaps {
+            runs,
+            perturb_every,
+            shift_deg,
+            min_area_m2,
+        } => {
+            let perturbation = gaps_bench::Perturbation {
+                every: perturb_every,
+                shift_deg,
+            };
+            gaps_bench::run(runs.max(1), &perturbation, min_area_m2).await
+        }
+        Bench::Circles {
+            stations,
+            distance_m,
+            runs,
+        } => circles_bench::run(&stations, distance_m, runs.max(1)).await,
         Bench::TileList { min_zoom, max_zoom } => tile_list::run(min_zoom, max_zoom).await,
         Bench::TileLoad {
             address,
@@ -142,6 +187,19 @@ async fn chain(n_points: usize, runs: usize) -> anyhow::Result<()> {
         .context("loading the lookup index")?;
     let (xs, ys) = random_points(&pool, n_points).await?;
     let crs = gridmap_crs::LonLatCrs::Cgcs2000;
+    // The server writes answers directly; they must equal serde_json's
+    // encoding of the answer as a value, point by point.
+    for (x, y) in xs.iter().zip(&ys) {
+        let direct = gridmap_server::LookupHit::new(&index, *x, *y, crs).to_json(None);
+        let by_serde = serde_json::to_vec(&gridmap_server::lookup_answer(&index, *x, *y, crs))
+            .context("encoding an answer")?;
+        anyhow::ensure!(
+            direct == by_serde,
+            "the answer at ({x}, {y}) differs from serde_json's:\n{}\n{}",
+            String::from_utf8_lossy(&direct),
+            String::from_utf8_lossy(&by_serde)
+        );
+    }
     let mut times = Vec::new();
     let mut cpu_times = Vec::new();
     let mut bytes = 0;
@@ -150,9 +208,8 @@ async fn chain(n_points: usize, runs: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         bytes = 0;
         for (x, y) in xs.iter().zip(&ys) {
-            let answer = gridmap_server::lookup_answer(&index, *x, *y, crs);
-            bytes += serde_json::to_vec(&answer)
-                .context("encoding an answer")?
+            bytes += gridmap_server::LookupHit::new(&index, *x, *y, crs)
+                .to_json(None)
                 .len();
         }
         times.push(started.elapsed());

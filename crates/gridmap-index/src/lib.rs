@@ -21,11 +21,13 @@
 
 mod cell_index;
 pub mod local_metres;
+pub mod node_snap;
 pub mod point_index;
 pub mod polygon_index;
 pub mod prepared;
 
 pub use local_metres::LocalMetres;
+pub use node_snap::{NodeDistance, NodeSnap};
 pub use point_index::{IndexedPoint, NearestPoint, PointIndex};
 pub use polygon_index::{Located, PolygonIndex};
 pub use prepared::{Position, PreparedPolygon};

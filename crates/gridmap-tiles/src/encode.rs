@@ -1,8 +1,9 @@
 //! Tiles encoded by PostGIS: one `ST_AsMVT` per layer, all layers of a tile in
-//! one statement.
+//! one statement; with a [`GeneralisedPolygons`] snapshot, the polygon layers
+//! it holds are encoded in process instead.
 
-use crate::{LayerDef, TileCoord, BUFFER, EXTENT};
-use sqlx::PgPool;
+use crate::{GeneralisedPolygons, LayerDef, TileCoord, BUFFER, EXTENT};
+use sqlx::{PgPool, Row as _};
 
 #[derive(Debug, thiserror::Error)]
 #[error("encoding tile {z}/{x}/{y} of layers {layers}")]
@@ -97,6 +98,72 @@ pub async fn encode_tile(
             y: tile.y,
             source,
         })
+}
+
+/// Encodes the layers of `layers` whose zoom range holds `tile.z`, in order,
+/// drawing those `polygons` holds from it and the others with one PostGIS
+/// statement; an empty vector when no feature meets the tile.
+///
+/// # Errors
+/// [`EncodeError`] naming the PostGIS layers and tile when the query fails.
+pub async fn encode_tile_with(
+    pool: &PgPool,
+    polygons: Option<&GeneralisedPolygons>,
+    layers: &[&'static LayerDef],
+    tile: TileCoord,
+) -> Result<Vec<u8>, EncodeError> {
+    let Some(polygons) = polygons else {
+        return encode_tile(pool, layers, tile).await;
+    };
+    // Per shown layer: its in-process message, or `None` for PostGIS.
+    let mut parts: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut postgis: Vec<&LayerDef> = Vec::new();
+    for layer in layers
+        .iter()
+        .filter(|layer| (layer.minzoom..=layer.maxzoom).contains(&tile.z))
+    {
+        let part = polygons.encode_layer(layer.name, tile);
+        if part.is_none() {
+            postgis.push(layer);
+        }
+        parts.push(part);
+    }
+    let mut from_postgis = Vec::new();
+    if !postgis.is_empty() {
+        let columns: Vec<String> = postgis.iter().map(|layer| layer_sql(layer)).collect();
+        let row = sqlx::query(&format!("SELECT {}", columns.join(",\n")))
+            .bind(i32::from(tile.z))
+            .bind(i64::from(tile.x))
+            .bind(i64::from(tile.y))
+            .fetch_one(pool)
+            .await
+            .and_then(|row| {
+                (0..postgis.len())
+                    .map(|i| row.try_get::<Vec<u8>, _>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|source| EncodeError {
+                layers: postgis
+                    .iter()
+                    .map(|layer| layer.name)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                z: tile.z,
+                x: tile.x,
+                y: tile.y,
+                source,
+            })?;
+        from_postgis = row;
+    }
+    let mut from_postgis = from_postgis.into_iter();
+    let mut body = Vec::new();
+    for part in parts {
+        match part {
+            Some(bytes) => body.extend_from_slice(&bytes),
+            None => body.extend_from_slice(&from_postgis.next().unwrap_or_default()),
+        }
+    }
+    Ok(body)
 }
 
 /// Encodes one layer for `tile`, whatever its zoom range.

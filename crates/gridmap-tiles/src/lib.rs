@@ -4,19 +4,27 @@
 //!   that may appear in a tile). Personal data never has a column here.
 //! - [`coord`]: tile coordinates and their validation.
 //! - [`tilejson`]: TileJSON 3.0 documents for a layer.
-//! - [`encode`]: the PostGIS `ST_AsMVT` query that encodes one layer of a tile.
+//! - [`encode`]: the PostGIS `ST_AsMVT` query that encodes one layer of a
+//!   tile, and the composite encoder mixing it with [`generalise`].
+//! - [`generalise`]: the polygon layers from an in-memory snapshot, simplified
+//!   per zoom along shared edges (no gaps or overlaps between neighbours),
+//!   clipped and written with [`mvt`].
 //!
-//! Encoding is delegated to PostGIS (`ST_AsMVTGeom` clips, snaps to the tile
-//! grid and fixes winding; `ST_AsMVT` writes spec 2.1 protobuf) so that every
-//! stateless replica produces the same bytes from the source of truth.
+//! Points, lines and buildings are encoded by PostGIS (`ST_AsMVTGeom` clips,
+//! snaps to the tile grid and fixes winding; `ST_AsMVT` writes spec 2.1
+//! protobuf). Every replica builds the same snapshot from the source of truth,
+//! so replicas still serve identical bytes.
 
 pub mod coord;
 pub mod encode;
+pub mod generalise;
 pub mod layers;
+pub mod mvt;
 pub mod tilejson;
 
 pub use coord::{TileCoord, TileCoordError};
-pub use encode::{encode_layer, encode_tile, EncodeError};
+pub use encode::{encode_layer, encode_tile, encode_tile_with, EncodeError};
+pub use generalise::{GeneralisedPolygons, SnapshotError, GENERALISED_LAYERS};
 pub use layers::{find_layer, Drawing, LayerDef, LAYERS};
 pub use tilejson::tilejson_for;
 

@@ -32,7 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub(crate) use personal_data::add_grid_worker;
+pub(crate) use personal_data::grid_worker;
 pub use personal_data::{GridWorker, WorkerCache};
 pub(crate) use routes::routes;
 

@@ -4,10 +4,11 @@
 //! emptied whenever the grids table changes (`changes.rs`) and entries live
 //! at most a second, so an edited worker shows within a second either way.
 
+#[cfg(doc)]
 use super::Caller;
-use crate::lookup::LookupResponse;
 use crate::ApiError;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// A grid's worker as `GET /api/v1/lookup` shows it to permitted callers.
 #[derive(Debug, Clone, Serialize)]
@@ -16,28 +17,22 @@ pub struct GridWorker {
     pub phone: Option<String>,
 }
 
-/// Sets `grid.worker` of a lookup answer when the caller may see personal
-/// data: one query by the grid's primary key. Anonymous callers and viewers
-/// get the answer unchanged, without a query.
+/// The worker of grid `code` for a lookup answer: from the cache, else one
+/// query by the grid's primary key. The caller checks first that the
+/// requester may see personal data ([`Caller::may_see_personal_data`]), so
+/// anonymous callers and viewers never cause a query.
 ///
 /// # Errors
 /// [`ApiError::Internal`] on a database error.
-pub(crate) async fn add_grid_worker(
+pub(crate) async fn grid_worker(
     pool: &sqlx::PgPool,
     workers: &WorkerCache,
-    caller: Option<&Caller>,
-    response: &mut LookupResponse,
-) -> Result<(), ApiError> {
-    let Some(grid) = response.grid.as_mut() else {
-        return Ok(());
-    };
-    if !caller.is_some_and(Caller::may_see_personal_data) {
-        return Ok(());
-    }
-    let code = grid.code.clone();
-    grid.worker = workers
+    code: &Arc<str>,
+) -> Result<Option<GridWorker>, ApiError> {
+    let code = Arc::clone(code);
+    workers
         .cache
-        .try_get_with(code.clone(), async move {
+        .try_get_with(Arc::clone(&code), async move {
             gridmap_store::access_queries::grid_worker(pool, &code)
                 .await
                 .map(|worker| {
@@ -48,14 +43,13 @@ pub(crate) async fn add_grid_worker(
                 })
         })
         .await
-        .map_err(|err| ApiError::Internal(anyhow::anyhow!("reading a grid's worker: {err}")))?;
-    Ok(())
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("reading a grid's worker: {err}")))
 }
 
 /// Workers by grid code (None: the grid has none), for permitted callers.
 #[derive(Clone)]
 pub struct WorkerCache {
-    cache: moka::future::Cache<std::sync::Arc<str>, Option<GridWorker>>,
+    cache: moka::future::Cache<Arc<str>, Option<GridWorker>>,
 }
 
 impl Default for WorkerCache {
