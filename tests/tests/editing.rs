@@ -284,19 +284,31 @@ async fn a_hand_drawn_grid_is_snapped_to_its_neighbours_and_shows_within_a_secon
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The tile follows its own rebuild of the drawn polygons, so it is
+    // polled like the lookup, against the same one-second budget.
     let tile = gridmap_tiles::TileCoord::containing(120.425, 37.605, 15);
     let uri = format!("/tiles/grids/{}/{}/{}", tile.z, tile.x, tile.y);
-    let bytes = live_app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
-    assert!(bytes.windows(15).any(|w| w == b"370681001001003"));
+    loop {
+        let bytes = live_app
+            .clone()
+            .oneshot(Request::get(uri.as_str()).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        if bytes.windows(15).any(|w| w == b"370681001001003") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "tile {uri} still lacks the new grid after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     follower.abort();
     let _ = follower.await;
 
