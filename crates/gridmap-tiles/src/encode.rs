@@ -17,6 +17,23 @@ pub struct EncodeError {
     pub source: sqlx::Error,
 }
 
+impl EncodeError {
+    /// The error of the statement that encoded `layers` for `tile`.
+    fn new(layers: &[&LayerDef], tile: TileCoord, source: sqlx::Error) -> Self {
+        Self {
+            layers: layers
+                .iter()
+                .map(|layer| layer.name)
+                .collect::<Vec<_>>()
+                .join(","),
+            z: tile.z,
+            x: tile.x,
+            y: tile.y,
+            source,
+        }
+    }
+}
+
 /// The SQL expression (a `bytea`) that encodes `layer` for tile
 /// `($1, $2, $3)` = `(z, x, y)`.
 ///
@@ -87,17 +104,7 @@ pub async fn encode_tile(
         .bind(i64::from(tile.y))
         .fetch_one(pool)
         .await
-        .map_err(|source| EncodeError {
-            layers: shown
-                .iter()
-                .map(|layer| layer.name)
-                .collect::<Vec<_>>()
-                .join(","),
-            z: tile.z,
-            x: tile.x,
-            y: tile.y,
-            source,
-        })
+        .map_err(|source| EncodeError::new(&shown, tile, source))
 }
 
 /// Encodes the layers of `layers` whose zoom range holds `tile.z`, in order,
@@ -142,17 +149,7 @@ pub async fn encode_tile_with(
                     .map(|i| row.try_get::<Vec<u8>, _>(i))
                     .collect::<Result<Vec<_>, _>>()
             })
-            .map_err(|source| EncodeError {
-                layers: postgis
-                    .iter()
-                    .map(|layer| layer.name)
-                    .collect::<Vec<_>>()
-                    .join(","),
-                z: tile.z,
-                x: tile.x,
-                y: tile.y,
-                source,
-            })?;
+            .map_err(|source| EncodeError::new(&postgis, tile, source))?;
         from_postgis = row;
     }
     let mut from_postgis = from_postgis.into_iter();
