@@ -16,6 +16,8 @@ pub(crate) enum Value {
     Integer(i32),
     Real(f64),
     List(Vec<String>),
+    /// Microseconds since 2000-01-01 00:00 UTC, PostgreSQL's `timestamptz`.
+    Time(i64),
 }
 
 impl Value {
@@ -54,6 +56,8 @@ pub(crate) struct StagedLayer {
     /// The temporary table holding the converted features (`feature`, the
     /// spec's columns, `geom`, `rejected`).
     pub stage: String,
+    /// Source fields not imported because they identify a person.
+    pub dropped_personal: Vec<String>,
 }
 
 impl StagedLayer {
@@ -150,7 +154,139 @@ fn convert(spec: &FieldSpec, text: Option<&str>, present: bool) -> Result<Value,
                 )
             }),
         ValueKind::List => Ok(Value::List(split_list(text))),
+        ValueKind::Time => parse_time(text).map(Value::Time).map_err(|why| {
+            format!(
+                "{} {text:?} is not a date and time ({why}); write 2026-10-05 08:30:00 \
+                 (China Standard Time), 2026/10/05 08:30 or 2026-10-05T00:30:00Z",
+                spec.column
+            )
+        }),
     }
+}
+
+/// Seconds east of UTC of China Standard Time, assumed for a time without an
+/// offset.
+const CHINA_OFFSET_S: i64 = 8 * 3600;
+
+/// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
+const POSTGRES_EPOCH_DAYS: i64 = 10_957;
+
+/// Reads a date and time as Chinese source data writes it: the date as
+/// `2026-10-05`, `2026/10/5`, `2026.10.05` or `2026年10月5日`, then
+/// optionally (after a space or `T`) `HH:MM[:SS[.fraction]]` and an offset
+/// (`Z`, `+08`, `+0800`, `+08:00`; GDAL writes a parsed time as
+/// `2026/10/05 08:30:00+08`). A time without an offset is China Standard
+/// Time, a date alone its midnight. Returns microseconds since 2000-01-01
+/// 00:00 UTC.
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
+    let normal = text.trim().replace(['年', '月'], "-").replace('日', " ");
+    let normal = normal.trim();
+    let (date, rest) = match normal.find([' ', 'T', 't']) {
+        Some(at) => (&normal[..at], normal[at + 1..].trim()),
+        None => (normal, ""),
+    };
+    let (year, month, day) = parse_date(date)?;
+    let (clock, offset_s) = split_offset(rest)?;
+    let (hour, minute, second, micros) = if clock.is_empty() {
+        (0, 0, 0, 0)
+    } else {
+        parse_clock(clock)?
+    };
+    let days = days_from_civil(year, month, day) - POSTGRES_EPOCH_DAYS;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_s;
+    Ok(seconds * 1_000_000 + micros)
+}
+
+fn parse_date(date: &str) -> Result<(i64, i64, i64), String> {
+    let parts: Vec<&str> = date.split(['-', '/', '.']).collect();
+    let [year, month, day] = parts.as_slice() else {
+        return Err("the date needs year, month and day".to_owned());
+    };
+    if year.len() != 4 || !(1..=2).contains(&month.len()) || !(1..=2).contains(&day.len()) {
+        return Err("the date needs a 4-digit year, then month and day".to_owned());
+    }
+    let (year, month, day) = (digits(year)?, digits(month)?, digits(day)?);
+    if !(1900..=2999).contains(&year) {
+        return Err(format!("year {year} is out of range"));
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(format!("there is no month {month}")),
+    };
+    if day == 0 || day > days_in_month {
+        return Err(format!("month {month} of {year} has no day {day}"));
+    }
+    Ok((year, month, day))
+}
+
+/// Splits `08:30:00+08:00` into the clock and the offset in seconds east of
+/// UTC (China Standard Time when none is written).
+fn split_offset(rest: &str) -> Result<(&str, i64), String> {
+    if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        return Ok((clock.trim(), 0));
+    }
+    let Some(at) = rest.rfind(['+', '-']) else {
+        return Ok((rest, CHINA_OFFSET_S));
+    };
+    let (clock, offset) = (rest[..at].trim(), &rest[at..]);
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let body = offset[1..].replace(':', "");
+    let (hours, minutes) = match body.len() {
+        2 => (digits(&body)?, 0),
+        4 => (digits(&body[..2])?, digits(&body[2..])?),
+        _ => return Err(format!("offset {offset:?} is not ±HH or ±HH:MM")),
+    };
+    if hours > 14 || minutes > 59 {
+        return Err(format!("offset {offset:?} is out of range"));
+    }
+    Ok((clock, sign * (hours * 3_600 + minutes * 60)))
+}
+
+/// `HH:MM[:SS[.fraction]]` as hours, minutes, seconds and microseconds.
+fn parse_clock(clock: &str) -> Result<(i64, i64, i64, i64), String> {
+    let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let parts: Vec<&str> = whole.split(':').collect();
+    let (hour, minute, second) = match parts.as_slice() {
+        [hour, minute] => (digits(hour)?, digits(minute)?, 0),
+        [hour, minute, second] => (digits(hour)?, digits(minute)?, digits(second)?),
+        _ => return Err(format!("the time {clock:?} is not HH:MM or HH:MM:SS")),
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err(format!("the time {clock:?} is out of range"));
+    }
+    let micros = if fraction.is_empty() {
+        0
+    } else {
+        // Digits beyond the sixth are below PostgreSQL's resolution.
+        let kept: String = fraction.chars().take(6).collect();
+        digits(fraction)?;
+        digits(&kept)? * 10_i64.pow(6 - kept.len() as u32)
+    };
+    Ok((hour, minute, second, micros))
+}
+
+fn digits(text: &str) -> Result<i64, String> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) || text.len() > 9 {
+        return Err(format!("{text:?} is not a number"));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a number"))
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Accepts `12` and also `12.0`, since shapefiles often store counts as reals.
@@ -289,6 +425,57 @@ mod tests {
             Some("支路"),
             Ok(text("residential")),
         );
+    }
+
+    #[test]
+    fn times_read_as_chinese_sources_write_them() {
+        // 2000-01-01 08:00 in China is PostgreSQL's epoch.
+        assert_eq!(parse_time("2000-01-01 08:00:00"), Ok(0));
+        assert_eq!(parse_time("2000-01-01T00:00:00Z"), Ok(0));
+        // 2026-10-05 08:30 +08 = 2026-10-05 00:30 UTC; 9,774 days after the
+        // epoch (checked with PostgreSQL: extract(epoch from
+        // '2026-10-05 00:30:00+00'::timestamptz) - 946684800).
+        let expected = (9_774 * 86_400 + 30 * 60) * 1_000_000;
+        for text in [
+            "2026-10-05 08:30:00",
+            "2026-10-05 08:30",
+            "2026/10/5 8:30",
+            "2026.10.05 08:30:00",
+            "2026年10月5日 08:30",
+            "2026年10月5日08:30",
+            "2026-10-05T08:30:00+08:00",
+            "2026-10-05T00:30:00Z",
+            "2026/10/05 08:30:00+08",
+            "2026-10-05 03:30:00+0300",
+            "2026-10-04T19:30:00-05:00",
+        ] {
+            assert_eq!(parse_time(text), Ok(expected), "{text}");
+        }
+        assert_eq!(parse_time("2026-10-05 08:30:00.25"), Ok(expected + 250_000));
+        assert_eq!(
+            parse_time("2026-10-05"),
+            Ok(expected - (8 * 3_600 + 30 * 60) * 1_000_000)
+        );
+        for bad in [
+            "yesterday",
+            "2026-02-29 10:00",
+            "2026-13-01",
+            "2026-10-05 25:00",
+            "2026-10-05 08:61",
+            "10/05/2026 08:30",
+            "2026-10-05 08:30 +8",
+            "1714537800",
+            "",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        let err = convert(
+            spec(Entity::RiderReports, "reported_at"),
+            Some("2026-10-32"),
+            true,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("reported_at \"2026-10-32\" is not a date and time (month 10 of 2026 has no day 32)"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Bulk writing with `COPY … FROM STDIN (FORMAT binary)`.
 //!
 //! Binary COPY sends each value in PostgreSQL's own wire form: integers and
-//! doubles as big-endian bytes, text as UTF-8, `text[]` as an array header
+//! doubles as big-endian bytes, `timestamptz` as big-endian microseconds
+//! since 2000-01-01 UTC, text as UTF-8, `text[]` as an array header
 //! and its elements, and geometries as EWKB, which is PostGIS's binary input
 //! format. Nothing is parsed from text on the server, which is what makes it
 //! several times faster than `INSERT … SELECT … FROM UNNEST(…)`.
@@ -219,6 +220,8 @@ fn encode_row(buffer: &mut Vec<u8>, spec: &LayerSpec, row: &Row) -> Result<(), S
             (ValueKind::PositiveReal, Value::Real(number)) => {
                 put_field(buffer, &number.to_be_bytes());
             }
+            // timestamptz travels as microseconds since 2000-01-01 UTC.
+            (ValueKind::Time, Value::Time(micros)) => put_field(buffer, &micros.to_be_bytes()),
             (ValueKind::List, Value::List(items)) => encode_text_array(buffer, items)?,
             // An absent list is an empty one, as the column's default.
             (ValueKind::List, _) => encode_text_array(buffer, &[])?,

@@ -24,6 +24,8 @@ pub enum Entity {
     Roads,
     /// Departmental grids of 多网合一, kept as overlays.
     DepartmentGrids,
+    /// Rider activity reports: points with a time, no rider identity.
+    RiderReports,
 }
 
 /// A name that is none of the entities.
@@ -34,7 +36,10 @@ pub struct UnknownEntity {
 }
 
 impl Entity {
-    /// Every entity, in dependency order.
+    /// Every layer of the map, in dependency order. Rider reports
+    /// ([`Entity::RiderReports`]) are activity records rather than a layer of
+    /// the map: they refer to nothing, nothing refers to them, and they are
+    /// not listed here.
     pub const ALL: [Entity; 10] = [
         Entity::Districts,
         Entity::Streets,
@@ -49,7 +54,7 @@ impl Entity {
     ];
 
     const NAMES: &'static str =
-        "districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads, department_grids";
+        "districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads, department_grids, rider_reports";
 
     /// The entity's name, which is also its table's name.
     #[must_use]
@@ -65,6 +70,7 @@ impl Entity {
             Entity::Stations => "stations",
             Entity::Roads => "roads",
             Entity::DepartmentGrids => "department_grids",
+            Entity::RiderReports => "rider_reports",
         }
     }
 
@@ -85,7 +91,11 @@ impl Entity {
             Entity::Grids => Some(Level::Grid),
             Entity::GridUnits => Some(Level::GridUnit),
             Entity::Buildings => Some(Level::Building),
-            Entity::Addresses | Entity::Stations | Entity::Roads | Entity::DepartmentGrids => None,
+            Entity::Addresses
+            | Entity::Stations
+            | Entity::Roads
+            | Entity::DepartmentGrids
+            | Entity::RiderReports => None,
         }
     }
 
@@ -116,6 +126,9 @@ impl Entity {
             "roads" | "road" | "道路" => Entity::Roads,
             "department_grids" | "department_grid" | "部门网格" | "专业网格" => {
                 Entity::DepartmentGrids
+            }
+            "rider_reports" | "rider_report" | "骑手上报" | "骑手活动" => {
+                Entity::RiderReports
             }
             _ => return None,
         };
@@ -153,7 +166,7 @@ mod tests {
 
     #[test]
     fn every_entity_parses_from_its_own_name() {
-        for entity in Entity::ALL {
+        for entity in Entity::ALL.into_iter().chain([Entity::RiderReports]) {
             assert_eq!(entity.as_str().parse::<Entity>(), Ok(entity));
         }
     }
@@ -163,6 +176,10 @@ mod tests {
         let mut sorted = Entity::ALL;
         sorted.sort();
         assert_eq!(sorted, Entity::ALL);
+        // Rider reports load after every layer of the map.
+        assert!(Entity::ALL
+            .iter()
+            .all(|entity| *entity < Entity::RiderReports));
     }
 
     #[test]
@@ -176,6 +193,10 @@ mod tests {
             Some(Entity::Grids)
         );
         assert_eq!(Entity::from_path(Path::new("survey.gpkg")), None);
+        assert_eq!(
+            Entity::from_path(Path::new("out/longkou/rider_reports.geojson")),
+            Some(Entity::RiderReports)
+        );
         let err = "parcels".parse::<Entity>().unwrap_err();
         assert!(err.to_string().contains("grid_units"), "{err}");
     }

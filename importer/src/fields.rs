@@ -39,6 +39,11 @@ pub enum ValueKind {
     PositiveReal,
     /// A list joined by `、`, `,` or `，`.
     List,
+    /// A date and time, `2026-10-05 08:30:00`, `2026/10/05 08:30`,
+    /// `2026年10月5日 8:30`, RFC 3339 (`2026-10-05T00:30:00Z`) or a date
+    /// alone; without an offset it is China Standard Time (UTC+8), the time
+    /// Chinese source systems record.
+    Time,
 }
 
 /// The closed vocabularies, each accepting wire names and Chinese terms.
@@ -49,6 +54,7 @@ pub enum Choice {
     StationKind,
     CommunityKind,
     RoadClass,
+    RiderReportKind,
 }
 
 impl Choice {
@@ -68,6 +74,7 @@ impl Choice {
                 .map_err(text),
             Choice::CommunityKind => lookup(value, "community kind", COMMUNITY_KINDS),
             Choice::RoadClass => lookup(value, "road class", ROAD_CLASSES),
+            Choice::RiderReportKind => lookup(value, "rider report kind", RIDER_REPORT_KINDS),
         }
     }
 }
@@ -109,6 +116,19 @@ const ROAD_CLASSES: &[(&str, &[&str])] = &[
         "footway",
         &["步行道", "人行道", "步道", "path", "pedestrian", "steps"],
     ),
+];
+
+/// What a rider activity report is about: resting (or asking where to rest),
+/// an order picked up or handed over, a lead sent to the grid (riders double
+/// as part-time grid workers and report what they see, 随手拍), or other.
+const RIDER_REPORT_KINDS: &[(&str, &[&str])] = &[
+    ("rest", &["休息", "歇脚", "驿站休息", "求助休息"]),
+    (
+        "delivery",
+        &["配送", "送餐", "取餐", "派件", "取件", "送达"],
+    ),
+    ("lead", &["线索", "随手拍", "隐患", "事件上报", "上报线索"]),
+    ("other", &["其他", "其它"]),
 ];
 
 fn lookup(
@@ -196,7 +216,60 @@ pub struct LayerSpec {
     /// Pairs (child column, parent column): the child's code must start with
     /// the parent's, as GB/T 30428.1-style codes nest.
     pub nesting: &'static [(&'static str, &'static str)],
+    /// Source fields that identify a person and are never imported into this
+    /// layer (see [`LayerSpec::is_personal`]); the report lists those found.
+    pub personal: Personal,
 }
+
+/// Source field names that identify a person: exact names (ignoring case)
+/// and fragments any field name containing them is taken to be personal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Personal {
+    pub names: &'static [&'static str],
+    pub fragments: &'static [&'static str],
+}
+
+impl Personal {
+    /// Nothing is personal: the layer's columns hold no personal data, or
+    /// hold it by design (a grid's worker) behind access control.
+    pub const NONE: Personal = Personal {
+        names: &[],
+        fragments: &[],
+    };
+}
+
+/// Rider reports keep no rider identity: names, phones, rider or platform
+/// account numbers, ID cards, WeChat or device ids are dropped.
+const RIDER_PERSONAL: Personal = Personal {
+    names: &[
+        "name",
+        "tel",
+        "名字",
+        "user_id",
+        "userid",
+        "uid",
+        "account",
+        "账号",
+        "工号",
+        "device_id",
+        "openid",
+    ],
+    fragments: &[
+        "姓名",
+        "手机",
+        "电话",
+        "身份证",
+        "骑手",
+        "rider",
+        "courier",
+        "phone",
+        "mobile",
+        "idcard",
+        "id_card",
+        "wechat",
+        "微信",
+    ],
+};
 
 impl LayerSpec {
     /// The specification of `entity`.
@@ -205,6 +278,22 @@ impl LayerSpec {
         // LAYERS lists every entity in declaration order, so indexing by the
         // discriminant always finds the right one; the unit test below guards it.
         &LAYERS[entity as usize]
+    }
+
+    /// Whether the source field `name` identifies a person and must not be
+    /// imported into this layer.
+    #[must_use]
+    pub fn is_personal(&self, name: &str) -> bool {
+        let lower = name.trim().to_lowercase();
+        self.personal
+            .names
+            .iter()
+            .any(|personal| lower == *personal)
+            || self
+                .personal
+                .fragments
+                .iter()
+                .any(|fragment| lower.contains(fragment))
     }
 
     /// The position of `column` in [`LayerSpec::fields`].
@@ -245,6 +334,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Streets,
@@ -256,6 +346,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[("code", "district_code")],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Communities,
@@ -268,6 +359,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[("code", "street_code")],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Grids,
@@ -283,6 +375,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[("code", "community_code")],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::GridUnits,
@@ -294,6 +387,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[("code", "grid_code")],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Buildings,
@@ -308,6 +402,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[("code", "unit_code"), ("code", "grid_code"), ("unit_code", "grid_code")],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Addresses,
@@ -319,6 +414,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Stations,
@@ -335,6 +431,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[("grid_code", "community_code")],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::Roads,
@@ -345,6 +442,7 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: None,
         nesting: &[],
+        personal: Personal::NONE,
     },
     LayerSpec {
         entity: Entity::DepartmentGrids,
@@ -356,6 +454,19 @@ pub const LAYERS: &[LayerSpec] = &[
         ],
         key: Some("code"),
         nesting: &[],
+        personal: Personal::NONE,
+    },
+    LayerSpec {
+        entity: Entity::RiderReports,
+        geometry: GeometryKind::Point,
+        fields: &[
+            FieldSpec::new("reported_at", &["SBSJ", "上报时间", "时间", "report_time", "reported_at", "time"], V::Time).required(),
+            FieldSpec::new("kind", &["SBLX", "上报类型", "类型", "kind"], V::Choice(C::RiderReportKind)),
+            FieldSpec::new("source", &["SJLY", "数据来源", "来源", "source"], V::Text),
+        ],
+        key: None,
+        nesting: &[],
+        personal: RIDER_PERSONAL,
     },
 ];
 
@@ -376,8 +487,8 @@ mod tests {
 
     #[test]
     fn layers_are_indexed_by_entity() {
-        assert_eq!(LAYERS.len(), Entity::ALL.len());
-        for entity in Entity::ALL {
+        assert_eq!(LAYERS.len(), Entity::ALL.len() + 1);
+        for entity in Entity::ALL.into_iter().chain([Entity::RiderReports]) {
             assert_eq!(LayerSpec::of(entity).entity, entity);
         }
     }
@@ -407,6 +518,32 @@ mod tests {
         let err = Choice::RoadClass.parse("高速").unwrap_err();
         assert!(err.contains("\"高速\" is not a known road class"), "{err}");
         assert!(!Choice::GridKind.parse("普通").unwrap_err().ends_with(' '));
+        assert_eq!(Choice::RiderReportKind.parse("送餐"), Ok("delivery"));
+        assert_eq!(Choice::RiderReportKind.parse("rest"), Ok("rest"));
+        assert_eq!(Choice::RiderReportKind.parse("随手拍"), Ok("lead"));
+    }
+
+    #[test]
+    fn personal_fields_of_rider_reports_are_recognised() {
+        let riders = LayerSpec::of(Entity::RiderReports);
+        for name in [
+            "姓名",
+            "骑手姓名",
+            "手机号",
+            "Phone",
+            "rider_id",
+            "联系电话",
+            "name",
+            "微信号",
+        ] {
+            assert!(riders.is_personal(name), "{name}");
+        }
+        for name in ["SBSJ", "时间", "kind", "来源", "lon", "经度"] {
+            assert!(!riders.is_personal(name), "{name}");
+        }
+        // Other layers import their columns by design.
+        assert!(!LayerSpec::of(Entity::Grids).is_personal("LXDH"));
+        assert!(!LayerSpec::of(Entity::Grids).is_personal("name"));
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod read;
 mod rejects;
 mod report;
 mod skip;
+pub mod tile_archive;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -119,7 +120,10 @@ pub async fn import(
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     if options.mode == ImportMode::Upsert {
-        if let Some(source) = sources.iter().find(|source| source.entity == Entity::Roads) {
+        if let Some(source) = sources
+            .iter()
+            .find(|source| fields::LayerSpec::of(source.entity).key.is_none())
+        {
             return Err(ImportError::ModeNotSupported {
                 mode: options.mode,
                 entity: source.entity,
@@ -290,6 +294,7 @@ pub async fn import(
             source_crs: layer.crs.clone(),
             transformed: layer.transformed,
             fields: layer.fields.clone(),
+            dropped_personal_fields: layer.dropped_personal.clone(),
         });
     }
     if options.dry_run {
@@ -355,6 +360,7 @@ async fn stage_source(
         transformed: false,
         features: 0,
         stage: copy::stage_name(order),
+        dropped_personal: Vec::new(),
     };
     copy::create_stage(&mut *connection, &layer).await?;
     // A few batches in flight: the reader stays ahead without the file
@@ -385,6 +391,7 @@ async fn stage_source(
     layer.fields = header.fields;
     layer.crs = header.crs;
     layer.transformed = header.transformed;
+    layer.dropped_personal = header.dropped_personal;
     let staged = copy::stage_rows(&mut *connection, &layer, &mut receiver, problems).await;
     // Dropping the receiver stops a reader still running after a failure.
     drop(receiver);

@@ -317,6 +317,15 @@ fn print_report(report: &ImportReport, json: bool) {
             layer.layer
         );
     }
+    for layer in &report.layers {
+        if !layer.dropped_personal_fields.is_empty() {
+            println!(
+                "  {}: personal fields dropped, not imported: {}",
+                layer.layer,
+                layer.dropped_personal_fields.join(", ")
+            );
+        }
+    }
     println!(
         "  read {:.2} s, checks {:.2} s, inserts {:.2} s",
         report.read_time.as_secs_f64(),

@@ -98,7 +98,8 @@ pub enum ImportError {
         feature: u64,
         reason: String,
     },
-    /// The mode cannot apply to a layer kind (upsert of roads, which have no code).
+    /// The mode cannot apply to a layer kind (upsert of roads or rider
+    /// reports, which have no code).
     #[error("--mode {mode} needs a code to match rows by, and {entity} have none; use --mode insert or --mode replace")]
     ModeNotSupported {
         mode: crate::ImportMode,

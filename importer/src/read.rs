@@ -48,6 +48,9 @@ pub(crate) struct LayerHeader {
     /// Problems of the whole layer (unreadable file, missing layer or
     /// required field, unknown CRS).
     pub problems: Vec<Problem>,
+    /// Source fields left out because they identify a person (see
+    /// [`LayerSpec::is_personal`]), as spelled in the file.
+    pub dropped_personal: Vec<String>,
 }
 
 /// Consecutive features and the problems found while reading them (geometry
@@ -96,6 +99,7 @@ pub(crate) fn read_source(
         crs: String::new(),
         transformed: false,
         problems: Vec::new(),
+        dropped_personal: Vec::new(),
     };
     // GDAL's virtual file systems (/vsizip/, /vsicurl/) have no local metadata.
     let path_text = source.path.to_string_lossy();
@@ -149,13 +153,7 @@ pub(crate) fn read_source(
             return send_header(header);
         }
     };
-    let field_index = map_fields(
-        &layer,
-        spec.fields,
-        &mut header,
-        &file_name,
-        &options.field_map,
-    );
+    let field_index = map_fields(&layer, spec, &mut header, &file_name, &options.field_map);
     let crs = header.crs.clone();
     if sender.blocking_send(ReadMessage::Header(header)).is_err() {
         return Ok(0);
@@ -275,6 +273,7 @@ pub(crate) fn original_features(
     numbers: &std::collections::HashSet<u64>,
 ) -> std::collections::HashMap<u64, OriginalFeature> {
     let mut found = std::collections::HashMap::new();
+    let spec = LayerSpec::of(source.entity);
     let Ok(dataset) = open(source, encoding) else {
         return found;
     };
@@ -290,8 +289,11 @@ pub(crate) fn original_features(
         if !numbers.contains(&number) {
             continue;
         }
+        // A rejects file is shared with whoever fixes the data: personal
+        // fields the layer never stores stay out of it too.
         let properties = feature
             .fields()
+            .filter(|(name, _)| !spec.is_personal(name))
             .map(|(name, value)| (name, field_json(value)))
             .collect();
         let geometry = feature
@@ -483,22 +485,23 @@ fn epsg_code(srs: &SpatialRef) -> Option<i32> {
 /// for required columns that no field feeds.
 fn map_fields(
     layer: &Layer<'_>,
-    spec_fields: &[crate::fields::FieldSpec],
+    layer_spec: &LayerSpec,
     header: &mut LayerHeader,
     file_name: &str,
     field_map: &[(String, String)],
 ) -> Vec<Option<usize>> {
     let names: Vec<String> = layer.defn().fields().map(|field| field.name()).collect();
     let mut indexes = Vec::with_capacity(header.fields.len());
-    for (spec, used) in spec_fields.iter().zip(header.fields.iter_mut()) {
+    for (spec, used) in layer_spec.fields.iter().zip(header.fields.iter_mut()) {
         let given = field_map
             .iter()
             .filter(|(column, _)| column == spec.column)
             .map(|(_, source)| source.as_str());
+        // A personal field feeds no column, not even through --field.
         let found = given.chain(spec.aliases.iter().copied()).find_map(|alias| {
-            names
-                .iter()
-                .position(|name| name.to_lowercase() == alias.to_lowercase())
+            names.iter().position(|name| {
+                name.to_lowercase() == alias.to_lowercase() && !layer_spec.is_personal(name)
+            })
         });
         used.source = found.map(|index| names[index].clone());
         indexes.push(found);
@@ -527,6 +530,19 @@ fn map_fields(
                 .any(|used| used.source.as_ref() == Some(*name))
         })
         .collect();
+    // Personal fields are never read into a column of this layer; naming
+    // them lets the report say they were dropped, not merely unused.
+    let (personal, ignored): (Vec<&String>, Vec<&String>) = ignored
+        .into_iter()
+        .partition(|name| layer_spec.is_personal(name));
+    if !personal.is_empty() {
+        tracing::warn!(
+            file = %file_name,
+            fields = ?personal,
+            "personal fields dropped: this layer stores no personal data"
+        );
+    }
+    header.dropped_personal = personal.into_iter().cloned().collect();
     if !ignored.is_empty() {
         tracing::debug!(file = %file_name, ?ignored, "fields not imported");
     }

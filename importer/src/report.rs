@@ -32,6 +32,9 @@ pub struct LayerReport {
     pub transformed: bool,
     /// The field mapping, one entry per column.
     pub fields: Vec<FieldUse>,
+    /// Source fields that identify a person and were dropped, not imported
+    /// (the phone or name columns of rider reports), as spelled in the file.
+    pub dropped_personal_fields: Vec<String>,
 }
 
 /// The outcome of a successful import.

@@ -98,7 +98,7 @@ async fn catalog(pool: &PgPool) -> Vec<(String, String)> {
          UNION ALL \
          SELECT conname::text, pg_get_constraintdef(oid) || CASE WHEN convalidated THEN '' ELSE ' NOT VALID' END \
          FROM pg_constraint WHERE conrelid IN ('buildings'::regclass, 'addresses'::regclass) \
-         ORDER BY 1",
+         ORDER BY 1, 2",
     )
     .fetch_all(pool)
     .await

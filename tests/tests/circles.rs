@@ -6,10 +6,15 @@
     reason = "test helpers outside #[test] functions; a panic is the failure report"
 )]
 
+mod pgrouting;
+
 use axum::http::StatusCode;
 use gridmap_circles::{service_circles, Coord, MultiPolygon, Parameters, ShortestPaths, WalkGraph};
 use gridmap_store::circle_queries::{load_circle_stations, load_roads};
 use gridmap_store::topology_queries::AreaFilter;
+use pgrouting::{
+    copy_demo_roads, lattice_key, pgr_distances, pgr_snap, pgr_vertex_ids, PGR_TOPOLOGY,
+};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -24,95 +29,6 @@ fn ten_minutes() -> Parameters {
         minutes: 10.0,
         ..Parameters::default()
     }
-}
-
-/// Copies the demo city's roads (of one street and its surroundings, or all)
-/// into `pool`, a fresh per-test database, so pgRouting can be installed there
-/// without touching the shared demo database.
-async fn copy_demo_roads(pool: &PgPool, street: Option<&str>) -> usize {
-    let demo = gridmap_e2e::demo_pool().await;
-    let area = street.map(|code| AreaFilter::Street(code.to_owned()));
-    let wkbs: Vec<Vec<u8>> = match &area {
-        Some(area) => sqlx::query_scalar(
-            "SELECT ST_AsBinary(r.geom) FROM roads r, streets s
-              WHERE s.code = $1 AND ST_DWithin(r.geom_3857, s.geom_3857, 1500) ORDER BY r.id",
-        )
-        .bind(area.code())
-        .fetch_all(&demo)
-        .await
-        .unwrap(),
-        None => sqlx::query_scalar("SELECT ST_AsBinary(geom) FROM roads ORDER BY id")
-            .fetch_all(&demo)
-            .await
-            .unwrap(),
-    };
-    sqlx::query(
-        "INSERT INTO roads (class, geom)
-         SELECT 'footway', ST_GeomFromWKB(wkb, 4490) FROM unnest($1::bytea[]) AS wkb",
-    )
-    .bind(&wkbs)
-    .execute(pool)
-    .await
-    .unwrap();
-    wkbs.len()
-}
-
-/// pgRouting's vertex and edge tables, built in SQL independently of
-/// [`WalkGraph`]: vertices are road vertices keyed by their 1e-7° lattice
-/// position, edges are segments with their geodesic length. They are plain
-/// tables, not TEMP ones, because the pool may run the next query on another
-/// connection; the per-test database is dropped afterwards anyway.
-const PGR_TOPOLOGY: &str = "
-    CREATE EXTENSION IF NOT EXISTS pgrouting;
-    CREATE TABLE segment AS
-        SELECT round(ST_X(ST_PointN(geom, i)) * 1e7)::bigint AS ax,
-               round(ST_Y(ST_PointN(geom, i)) * 1e7)::bigint AS ay,
-               round(ST_X(ST_PointN(geom, i + 1)) * 1e7)::bigint AS bx,
-               round(ST_Y(ST_PointN(geom, i + 1)) * 1e7)::bigint AS by_,
-               ST_Length(ST_MakeLine(ST_PointN(geom, i), ST_PointN(geom, i + 1))::geography) AS cost
-          FROM roads, generate_series(1, ST_NPoints(geom) - 1) AS i;
-    CREATE TABLE vertex AS
-        SELECT row_number() OVER (ORDER BY x, y) AS id, x, y
-          FROM (SELECT ax AS x, ay AS y FROM segment UNION SELECT bx, by_ FROM segment) v;
-    CREATE TABLE edge AS
-        SELECT row_number() OVER () AS id, a.id AS source, b.id AS target, s.cost, s.cost AS reverse_cost
-          FROM segment s
-          JOIN vertex a ON a.x = s.ax AND a.y = s.ay
-          JOIN vertex b ON b.x = s.bx AND b.y = s.by_
-         WHERE a.id <> b.id;";
-
-fn lattice_key(coord: Coord) -> (i64, i64) {
-    #[allow(clippy::cast_possible_truncation, reason = "degrees × 1e7 fit in i64")]
-    let key = (
-        (coord.x * 1e7).round() as i64,
-        (coord.y * 1e7).round() as i64,
-    );
-    key
-}
-
-async fn pgr_vertex_ids(pool: &PgPool) -> HashMap<(i64, i64), i64> {
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as("SELECT id, x, y FROM vertex")
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    rows.into_iter().map(|(id, x, y)| ((x, y), id)).collect()
-}
-
-/// Shortest distance from the nearest source to every node within `limit_m`,
-/// by one many-source `pgr_drivingDistance` call.
-async fn pgr_distances(pool: &PgPool, sources: &[i64], limit_m: f64) -> HashMap<i64, f64> {
-    let rows: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT node, min(agg_cost) FROM pgr_drivingDistance(
-             'SELECT id, source, target, cost, reverse_cost FROM edge', $1::bigint[], $2,
-             directed => false)
-          GROUP BY node",
-    )
-    .bind(sources)
-    .bind(limit_m)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    rows.into_iter().collect()
 }
 
 async fn street_red_stations(pool: &PgPool, street: Option<&str>) -> Vec<Coord> {
@@ -436,29 +352,6 @@ async fn circles_timing_all_red_stations_vs_pgrouting(pool: PgPool) {
         median(circles),
         median(pgr),
     );
-}
-
-/// The vertices of pgRouting's table nearest to a point by geodesic distance,
-/// with every vertex within a millimetre of the nearest (the 16 nearest by
-/// the planar index, re-ranked on the ellipsoid).
-async fn pgr_snap(pool: &PgPool, lon: f64, lat: f64) -> Vec<(i64, f64)> {
-    let near: Vec<(i64, f64)> = sqlx::query_as(
-        "WITH p AS (SELECT ST_SetSRID(ST_MakePoint($1, $2), 4490) AS geom),
-              near AS (SELECT v.id, ST_SetSRID(ST_MakePoint(v.x / 1e7, v.y / 1e7), 4490) AS geom
-                         FROM vertex v, p
-                        ORDER BY ST_SetSRID(ST_MakePoint(v.x / 1e7, v.y / 1e7), 4490) <-> p.geom LIMIT 16)
-         SELECT near.id, ST_Distance(near.geom::geography, p.geom::geography)
-           FROM near, p ORDER BY 2, 1",
-    )
-    .bind(lon)
-    .bind(lat)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    let best = near[0].1;
-    near.into_iter()
-        .filter(|(_, d)| *d <= best + 1e-3)
-        .collect()
 }
 
 #[sqlx::test(migrator = "gridmap_store::MIGRATOR")]

@@ -54,6 +54,10 @@ pub async fn subscribe(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
 /// connection is re-established by sqlx, after which everything is refreshed
 /// because notifications sent meanwhile are lost.
 pub async fn follow_changes(mut listener: PgListener, state: AppState) {
+    // The computed tile layers take seconds for a city: compute them now,
+    // beside the first changes, rather than on the first tile request.
+    let warming = state.clone();
+    tokio::spawn(async move { warming.tile_cache.warm_computed(&warming.pool).await });
     loop {
         // Extents per table; `None` means the whole table.
         let mut changed: BTreeMap<String, Option<[f64; 4]>> = BTreeMap::new();
@@ -61,8 +65,14 @@ pub async fn follow_changes(mut listener: PgListener, state: AppState) {
             Ok(Some(notification)) => record(&mut changed, notification.payload()),
             Ok(None) => {
                 tracing::warn!("change listener reconnected; refreshing everything");
-                for layer in gridmap_tiles::LAYERS {
+                for layer in gridmap_tiles::LAYERS
+                    .iter()
+                    .chain(gridmap_tiles::INTERNAL_LAYERS)
+                {
                     changed.insert(layer.table.to_owned(), None);
+                    for table in layer.computed_from {
+                        changed.insert((*table).to_owned(), None);
+                    }
                 }
                 for table in INDEXED_TABLES {
                     changed.insert((*table).to_owned(), None);
@@ -104,6 +114,16 @@ fn record(changed: &mut BTreeMap<String, Option<[f64; 4]>>, payload: &str) {
 }
 
 async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
+    // The lookup index and the tiles are rebuilt side by side: neither reads
+    // the other, and the tiles' one-second budget should not wait for it.
+    tokio::join!(
+        refresh_lookup(state, changed),
+        refresh_tiles(state, changed)
+    );
+    tracing::info!(tables = ?changed.keys().collect::<Vec<_>>(), "applied database changes");
+}
+
+async fn refresh_lookup(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
     if changed
         .keys()
         .any(|table| INDEXED_TABLES.contains(&table.as_str()))
@@ -123,6 +143,9 @@ async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
     if changed.contains_key("grids") {
         state.auth.workers().clear();
     }
+}
+
+async fn refresh_tiles(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
     // The generalised polygons are rebuilt before any tile is dropped, so a
     // tile encoded after the drop draws the new shapes.
     let changed_list: Vec<(String, Option<[f64; 4]>)> = changed
@@ -136,5 +159,13 @@ async fn apply(state: &AppState, changed: &BTreeMap<String, Option<[f64; 4]>>) {
     {
         state.tile_cache.invalidate(&table, bbox);
     }
-    tracing::info!(tables = ?changed.keys().collect::<Vec<_>>(), "applied database changes");
+    // Computed layers likewise: updated first, then their tiles dropped
+    // where a feature changed.
+    for (layer, bbox) in state
+        .tile_cache
+        .computed_changed(&state.pool, &changed_list)
+        .await
+    {
+        state.tile_cache.invalidate_layer(layer, bbox);
+    }
 }

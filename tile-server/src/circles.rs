@@ -4,12 +4,15 @@
 //!   a GeoJSON FeatureCollection with one circle per station of kind `K`;
 //! - `GET /api/v1/coverage?kind=K&minutes=M[&speed_m_s=S]&street=CODE|community=CODE[&new_sites=N]`:
 //!   the households within any circle, per community, and up to `N` greedy
-//!   new sites.
+//!   new sites. For `kind=rider_rest_stop` also the rider activity reports
+//!   within reach (`reports`, optionally only those since `since=YYYY-MM-DD`,
+//!   midnight China Standard Time), and the new sites are chosen by reports
+//!   gained instead of households: a rest stop serves riders where they are.
 //!
 //! Circles walk on roads within the walking distance of the area, so they
 //! cross into the next street; coverage counts the area's own stations only.
 //! Both are public, so they answer with totals only: never one building's
-//! households or code.
+//! households or code, never one report's location or time.
 
 use crate::area_params::{multi_polygon_json, parse_area, require_area};
 use crate::{ApiError, AppState};
@@ -17,10 +20,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use gridmap_circles::{
-    best_new_sites, coverage, service_circles, snap_homes, Coord, Home, Parameters, WalkGraph,
+    best_new_sites, coverage, demand_coverage, service_circles, snap_homes, snap_points, Coord,
+    Demand, Home, NewSite, Parameters, WalkGraph,
 };
 use gridmap_store::circle_queries::{
-    area_exists, load_building_households, load_circle_stations, load_roads, CircleStation,
+    area_exists, load_building_households, load_circle_stations, load_report_points, load_roads,
+    CircleStation,
 };
 use gridmap_store::topology_queries::AreaFilter;
 use serde::Deserialize;
@@ -37,6 +42,9 @@ const KINDS: [&str; 4] = [
 /// More new sites than this is a planning study, not a request.
 const MAX_NEW_SITES: usize = 10;
 
+/// The station kind whose coverage is weighted by rider activity reports.
+const RIDER_REST_STOP: &str = "rider_rest_stop";
+
 /// Raw query parameters; parsed by hand so every mistake gets a clear message.
 #[derive(Debug, Deserialize)]
 pub struct CircleParams {
@@ -46,6 +54,7 @@ pub struct CircleParams {
     street: Option<String>,
     community: Option<String>,
     new_sites: Option<String>,
+    since: Option<String>,
 }
 
 pub async fn circles(
@@ -56,9 +65,9 @@ pub async fn circles(
     let kind = parse_kind(params.kind.as_deref())?;
     let parameters = parse_parameters(params.minutes.as_deref(), params.speed_m_s.as_deref())?;
     let area = parse_area(params.street.as_deref(), params.community.as_deref())?;
-    if params.new_sites.is_some() {
+    if params.new_sites.is_some() || params.since.is_some() {
         return Err(ApiError::BadRequest(
-            "new_sites belongs to /api/v1/coverage".to_owned(),
+            "new_sites and since belong to /api/v1/coverage".to_owned(),
         ));
     }
     if let Some(area) = &area {
@@ -114,6 +123,13 @@ pub async fn coverage_report(
     let parameters = parse_parameters(params.minutes.as_deref(), params.speed_m_s.as_deref())?;
     let area = require_area(params.street.as_deref(), params.community.as_deref())?;
     let new_sites = parse_new_sites(params.new_sites.as_deref())?;
+    let since = parse_since(params.since.as_deref())?;
+    let weigh_reports = kind == RIDER_REST_STOP;
+    if since.is_some() && !weigh_reports {
+        return Err(ApiError::BadRequest(format!(
+            "since counts rider reports and applies to kind={RIDER_REST_STOP} only"
+        )));
+    }
     ensure_exists(&state, &area).await?;
     let roads = load_roads(&state.pool, Some(&area), parameters.limit_m())
         .await
@@ -124,6 +140,16 @@ pub async fn coverage_report(
     let buildings = load_building_households(&state.pool, &area)
         .await
         .map_err(ApiError::internal)?;
+    let reports = if weigh_reports {
+        let since = since.as_ref().map(|date| date.start_in_china());
+        Some(
+            load_report_points(&state.pool, &area, since.as_deref())
+                .await
+                .map_err(ApiError::internal)?,
+        )
+    } else {
+        None
+    };
     let report = tokio::task::spawn_blocking(move || {
         let graph = WalkGraph::new(&roads);
         let points = station_points(&stations);
@@ -141,20 +167,7 @@ pub async fn coverage_report(
             .collect();
         let snaps = snap_homes(&graph, &homes);
         let covered = coverage(&graph, &points, &homes, &snaps, &parameters);
-        let households: Vec<i64> = homes.iter().map(|home| home.households).collect();
-        let sites = if new_sites == 0 {
-            Vec::new()
-        } else {
-            best_new_sites(
-                &graph,
-                &households,
-                &snaps,
-                &covered.covered,
-                &parameters,
-                new_sites,
-            )
-        };
-        json!({
+        let mut answer = json!({
             "kind": kind,
             "minutes": parameters.minutes,
             "speed_m_s": parameters.speed_m_s,
@@ -164,12 +177,83 @@ pub async fn coverage_report(
             "total_households": covered.total_households,
             "uncovered_buildings": covered.uncovered_buildings,
             "per_community": covered.per_community,
-            "best_new_sites": sites,
-        })
+        });
+        let sites = if let Some(reports) = reports {
+            // Each report weighs 1 and is snapped to the graph like a home.
+            let demand: Vec<Demand> = reports
+                .into_iter()
+                .map(|report| Demand {
+                    community_code: report.community_code,
+                    weight: 1,
+                    location: Coord {
+                        x: report.lon,
+                        y: report.lat,
+                    },
+                })
+                .collect();
+            let report_snaps = snap_points(&graph, demand.iter().map(|report| report.location));
+            let reached = demand_coverage(&graph, &points, &demand, &report_snaps, &parameters);
+            let weights: Vec<i64> = demand.iter().map(|report| report.weight).collect();
+            let sites = chosen_sites(new_sites, |count| {
+                best_new_sites(
+                    &graph,
+                    &weights,
+                    &report_snaps,
+                    &reached.covered,
+                    &parameters,
+                    count,
+                )
+            });
+            answer["reports"] = json!({
+                "since": since.map(|date| date.to_string()),
+                "total": reached.total,
+                "covered": reached.covered_weight,
+                "per_community": reached.per_community,
+            });
+            sites_json(&sites, "gained_reports")
+        } else {
+            let households: Vec<i64> = homes.iter().map(|home| home.households).collect();
+            let sites = chosen_sites(new_sites, |count| {
+                best_new_sites(
+                    &graph,
+                    &households,
+                    &snaps,
+                    &covered.covered,
+                    &parameters,
+                    count,
+                )
+            });
+            sites_json(&sites, "gained_households")
+        };
+        answer["best_new_sites"] = sites;
+        answer
     })
     .await
     .map_err(ApiError::internal)?;
     Ok(Json(report))
+}
+
+/// The greedy sites, or none without running the search when none are asked.
+fn chosen_sites(count: usize, choose: impl FnOnce(usize) -> Vec<NewSite>) -> Vec<NewSite> {
+    if count == 0 {
+        Vec::new()
+    } else {
+        choose(count)
+    }
+}
+
+/// New sites with their gain named after what was weighed.
+fn sites_json(sites: &[NewSite], gained: &str) -> Value {
+    sites
+        .iter()
+        .map(|site| {
+            let mut entry = serde_json::Map::new();
+            entry.insert("lon".to_owned(), json!(site.lon));
+            entry.insert("lat".to_owned(), json!(site.lat));
+            entry.insert(gained.to_owned(), json!(site.gained));
+            Value::Object(entry)
+        })
+        .collect()
 }
 
 async fn ensure_exists(state: &AppState, area: &AreaFilter) -> Result<(), ApiError> {
@@ -240,6 +324,71 @@ fn parse_new_sites(value: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
+/// A calendar date of `since=YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SinceDate {
+    year: u16,
+    month: u8,
+    day: u8,
+}
+
+impl SinceDate {
+    /// Midnight at the start of the date in China Standard Time, where the
+    /// reports are made, as a timestamp PostgreSQL reads.
+    fn start_in_china(&self) -> String {
+        format!("{self}T00:00:00+08:00")
+    }
+}
+
+impl std::fmt::Display for SinceDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+fn parse_since(value: Option<&str>) -> Result<Option<SinceDate>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::BadRequest(format!(
+            "since must be a date written YYYY-MM-DD, got {value:?}"
+        ))
+    };
+    let text = value.trim();
+    let parts: Vec<&str> = text.split('-').collect();
+    let [year, month, day] = parts.as_slice() else {
+        return Err(invalid());
+    };
+    if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return Err(invalid());
+    }
+    let number = |part: &str| -> Result<u16, ApiError> {
+        if part.bytes().all(|byte| byte.is_ascii_digit()) {
+            part.parse().map_err(|_| invalid())
+        } else {
+            Err(invalid())
+        }
+    };
+    let (year, month, day) = (number(year)?, number(month)?, number(day)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(invalid()),
+    };
+    if year < 1900 || day == 0 || day > days_in_month {
+        return Err(invalid());
+    }
+    Ok(Some(SinceDate {
+        year,
+        month: u8::try_from(month).map_err(|_| invalid())?,
+        day: u8::try_from(day).map_err(|_| invalid())?,
+    }))
+}
+
 /// Where the circles start: each station's location.
 fn station_points(stations: &[CircleStation]) -> Vec<Coord> {
     stations
@@ -275,5 +424,21 @@ mod tests {
         assert_eq!(parse_new_sites(Some("3")).unwrap(), 3);
         assert!(parse_area(Some("1"), None).is_err());
         assert_eq!(parse_area(None, None).unwrap(), None);
+        let since = parse_since(Some("2026-10-01")).unwrap().unwrap();
+        assert_eq!(since.start_in_china(), "2026-10-01T00:00:00+08:00");
+        assert_eq!(parse_since(None).unwrap(), None);
+        assert!(parse_since(Some("2024-02-29")).unwrap().is_some());
+        for bad in [
+            "2025-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "yesterday",
+            "2026-10-01T08:00",
+        ] {
+            assert_eq!(
+                message(parse_since(Some(bad)).map(|_| Parameters::default())),
+                format!("since must be a date written YYYY-MM-DD, got {bad:?}")
+            );
+        }
     }
 }

@@ -7,11 +7,9 @@ use crate::{ApiError, AppState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use gridmap_store::topology_queries::{load_topology, AreaFilter, TopologyRecords};
-use gridmap_topology::{
-    analyse, Building, Community, Finding, Geometry, Grid, Parameters, Point, ServiceCentre,
-    Tessellation,
-};
+use gridmap_store::topology_queries::{load_topology, AreaFilter};
+use gridmap_tiles::gap_layer::tessellation;
+use gridmap_topology::{analyse, Finding, Geometry, Parameters};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -100,51 +98,6 @@ fn parse_parameters(
     parameters
         .validated()
         .map_err(|err| ApiError::BadRequest(err.to_string()))
-}
-
-/// The store's records as the model the checks read.
-fn tessellation(records: TopologyRecords) -> Tessellation {
-    Tessellation::new(
-        records
-            .communities
-            .into_iter()
-            .map(|community| Community {
-                code: community.code,
-                polygon: community.geom,
-            })
-            .collect(),
-        records
-            .grids
-            .into_iter()
-            .map(|grid| Grid {
-                code: grid.code,
-                community_code: grid.community_code,
-                polygon: grid.geom,
-                has_worker: grid.has_worker,
-                households: grid.households,
-            })
-            .collect(),
-        records
-            .buildings
-            .into_iter()
-            .map(|building| Building {
-                code: building.code,
-                grid_code: building.grid_code,
-                polygon: building.geom,
-            })
-            .collect(),
-        records
-            .service_centres
-            .into_iter()
-            .map(|centre| ServiceCentre {
-                code: centre.code,
-                community_code: centre.community_code,
-                area_m2: centre.area_m2,
-                community_households: centre.community_households,
-                location: Point::new(centre.lon, centre.lat),
-            })
-            .collect(),
-    )
 }
 
 fn feature_collection(findings: &[Finding]) -> Value {

@@ -7,7 +7,9 @@
 //! - `GET /api/v1/circles`, `GET /api/v1/coverage`: walking service circles
 //!   of the stations of one kind and the households they cover.
 //! - `GET /tiles/{layers}.json` (or `/tiles/{layers}`): TileJSON 3.0.
-//! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1).
+//! - `GET /tiles/{layers}/{z}/{x}/{y}`: Mapbox Vector Tiles (spec 2.1); a layer
+//!   set holding an internal layer (`gap_findings`) needs an admin, planner or
+//!   viewer (401 without credentials, 403 for API keys).
 //! - `GET /style.json`: the MapLibre style of the default map over all layers.
 //! - `GET /fonts/{fontstack}/{range}.pbf`: SDF glyph ranges rendered from local
 //!   fonts (Noto Sans CJK), and `GET /sprites/gridmap[@2x].json|.png`: the

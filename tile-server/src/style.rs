@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use gridmap_model::StationKind;
+use gridmap_tiles::circle_layer::SERVICE_CIRCLES;
 use gridmap_tiles::{Drawing, LayerDef, LAYERS};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -109,11 +110,27 @@ pub fn style_for(base_url: &str) -> Value {
         Drawing::Circle,
         Drawing::Label,
     ] {
-        for layer in LAYERS.iter().filter(|layer| layer.drawing == drawing) {
+        for layer in LAYERS
+            .iter()
+            .filter(|layer| layer.drawing == drawing && layer.name != SERVICE_CIRCLES)
+        {
             let (symbol, other): (Vec<Value>, Vec<Value>) = style_layers(layer)
                 .into_iter()
                 .partition(|style_layer| style_layer["type"] == "symbol");
-            layers.extend(other);
+            if layer.name == "grids" {
+                // Service circles over the grids' status colours, under
+                // their outlines, so both stay readable.
+                let mut grids = other.into_iter();
+                layers.extend(grids.next());
+                layers.extend(
+                    gridmap_tiles::find_layer(SERVICE_CIRCLES)
+                        .map(service_circle_layers)
+                        .unwrap_or_default(),
+                );
+                layers.extend(grids);
+            } else {
+                layers.extend(other);
+            }
             symbols.extend(symbol);
         }
     }
@@ -131,6 +148,35 @@ pub fn style_for(base_url: &str) -> Value {
         "sprite": format!("{base_url}/sprites/{SPRITE_SHEET}"),
         "layers": layers,
     })
+}
+
+/// The colour of a service circle by its station's kind.
+const CIRCLE_COLOURS: [(&str, &str); 4] = [
+    ("red_station", "#c62828"),
+    ("service_centre", "#ad1457"),
+    ("grid_station", "#1565c0"),
+    ("rider_rest_stop", "#ef6c00"),
+];
+
+/// Translucent fills by kind with a faint edge of the same colour: circles
+/// overlap, and each stays visible through the others.
+fn service_circle_layers(layer: &LayerDef) -> Vec<Value> {
+    let colour = match_colour("kind", &CIRCLE_COLOURS, "#6d4c41");
+    let base = |suffix: &str, kind: &str| {
+        json!({
+            "id": format!("{}-{suffix}", layer.name),
+            "type": kind,
+            "source": SOURCE,
+            "source-layer": layer.name,
+            "minzoom": layer.minzoom,
+            "maxzoom": f64::from(layer.maxzoom) + 1.0,
+        })
+    };
+    let mut fill = base("fill", "fill");
+    fill["paint"] = json!({ "fill-color": colour, "fill-opacity": 0.12 });
+    let mut outline = base("outline", "line");
+    outline["paint"] = json!({ "line-color": colour, "line-opacity": 0.45, "line-width": 0.8 });
+    vec![fill, outline]
 }
 
 fn match_colour(property: &str, colours: &[(&str, &str)], fallback: &str) -> Value {
@@ -316,5 +362,25 @@ mod tests {
             drawn.insert(name);
         }
         assert_eq!(drawn.len(), LAYERS.len());
+        for internal in gridmap_tiles::INTERNAL_LAYERS {
+            assert!(!drawn.contains(internal.name), "{}", internal.name);
+            let url = style["sources"][SOURCE]["url"].as_str().unwrap();
+            assert!(!url.contains(internal.name), "{url}");
+        }
+    }
+
+    #[test]
+    fn service_circles_lie_between_the_grid_fills_and_their_outlines() {
+        let style = style_for("http://gridmap.test");
+        let ids: Vec<&str> = style["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["id"].as_str().unwrap())
+            .collect();
+        let at = |id: &str| ids.iter().position(|known| *known == id).unwrap();
+        assert!(at("grids-fill") < at("service_circles-fill"));
+        assert!(at("service_circles-fill") < at("service_circles-outline"));
+        assert!(at("service_circles-outline") < at("grids-outline"));
     }
 }

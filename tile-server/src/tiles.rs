@@ -2,14 +2,24 @@
 //!
 //! `{layers}` is one layer name or several joined by commas; a composite tile
 //! is the concatenation of its layers, which is itself a valid MVT message.
+//!
+//! A layer set holding an internal layer (`gap_findings`) needs credentials
+//! (401 without) of a role that may see internal layers (403 otherwise):
+//! admins, planners and viewers, the staff with user accounts; API keys of
+//! integrating systems are for lookups and may not. Such tiles and their
+//! TileJSON are sent `Cache-Control: private`.
 
+use crate::auth::{Caller, MaybeCaller, Role};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use gridmap_tiles::{find_layer, GeneralisedPolygons, LayerDef, TileCoord, LAYERS};
+use gridmap_tiles::{
+    find_any_layer, find_layer, CircleSnapshot, ComputedLayer, GapSnapshot, GeneralisedPolygons,
+    LayerDef, TileCoord, TileSources, LAYERS,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +34,14 @@ pub struct TileCache {
     polygons: Arc<arc_swap::ArcSwapOption<GeneralisedPolygons>>,
     /// Held while the snapshot loads, so concurrent first requests load it once.
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// The computed layers, each rebuilt off the request path on a change of
+    /// its inputs and swapped whole.
+    circles: Arc<arc_swap::ArcSwapOption<CircleSnapshot>>,
+    gaps: Arc<arc_swap::ArcSwapOption<GapSnapshot>>,
+    /// Held while the circles (gap findings) load or update, so loads and
+    /// updates run one at a time and none is lost.
+    circles_lock: Arc<tokio::sync::Mutex<()>>,
+    gaps_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One encoded tile, kept raw, gzip- and brotli-compressed so a warm request
@@ -197,6 +215,182 @@ impl TileCache {
             cache,
             polygons: Arc::new(arc_swap::ArcSwapOption::empty()),
             loading: Arc::new(tokio::sync::Mutex::new(())),
+            circles: Arc::new(arc_swap::ArcSwapOption::empty()),
+            gaps: Arc::new(arc_swap::ArcSwapOption::empty()),
+            circles_lock: Arc::new(tokio::sync::Mutex::new(())),
+            gaps_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// The service circles, computing them on first use (seconds for a
+    /// city: the server warms them at start, see [`Self::warm_computed`]);
+    /// `None` when they cannot be read (the layer is then left out).
+    async fn circles(&self, pool: &sqlx::PgPool) -> Option<Arc<CircleSnapshot>> {
+        if let Some(snapshot) = self.circles.load_full() {
+            return Some(snapshot);
+        }
+        let _computing = self.circles_lock.lock().await;
+        if let Some(snapshot) = self.circles.load_full() {
+            return Some(snapshot);
+        }
+        let started = std::time::Instant::now();
+        let built = async {
+            let inputs = gridmap_tiles::fetch_circle_inputs(pool, true).await?;
+            tokio::task::spawn_blocking(move || CircleSnapshot::build(inputs))
+                .await
+                .map_err(|err| anyhow::anyhow!("computing the service circles: {err}"))
+        };
+        match built.await {
+            Ok(snapshot) => {
+                tracing::info!(
+                    circles = snapshot.circle_count(),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "computed the service circles"
+                );
+                self.circles.store(Some(Arc::new(snapshot)));
+            }
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "computing the service circles")
+            }
+        }
+        self.circles.load_full()
+    }
+
+    /// The gap findings, checking every street on first use.
+    async fn gaps(&self, pool: &sqlx::PgPool) -> Option<Arc<GapSnapshot>> {
+        if let Some(snapshot) = self.gaps.load_full() {
+            return Some(snapshot);
+        }
+        let _computing = self.gaps_lock.lock().await;
+        if let Some(snapshot) = self.gaps.load_full() {
+            return Some(snapshot);
+        }
+        let started = std::time::Instant::now();
+        let built = async {
+            let inputs = gridmap_tiles::fetch_gap_inputs(pool, None).await?;
+            tokio::task::spawn_blocking(move || GapSnapshot::build(inputs))
+                .await
+                .map_err(|err| anyhow::anyhow!("checking the streets for gap findings: {err}"))
+        };
+        match built.await {
+            Ok(snapshot) => {
+                tracing::info!(
+                    findings = snapshot.layer().feature_count(),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "computed the gap findings"
+                );
+                self.gaps.store(Some(Arc::new(snapshot)));
+            }
+            Err(err) => tracing::error!(error = format!("{err:#}"), "computing the gap findings"),
+        }
+        self.gaps.load_full()
+    }
+
+    /// Computes the computed layers now, so the first tile does not wait.
+    pub async fn warm_computed(&self, pool: &sqlx::PgPool) {
+        tokio::join!(self.circles(pool), self.gaps(pool));
+    }
+
+    /// After committed changes: updates the computed layers whose inputs
+    /// changed (only those already computed; a later first use reads the
+    /// new data anyway) and returns, per layer, the extent whose tiles
+    /// differ: the old and new places of every feature that changed.
+    pub async fn computed_changed(
+        &self,
+        pool: &sqlx::PgPool,
+        changed: &[(String, Option<[f64; 4]>)],
+    ) -> Vec<(&'static str, [f64; 4])> {
+        let (circles, gaps) = tokio::join!(
+            self.update_circles(pool, changed),
+            self.update_gaps(pool, changed)
+        );
+        circles.into_iter().chain(gaps).collect()
+    }
+
+    async fn update_circles(
+        &self,
+        pool: &sqlx::PgPool,
+        changed: &[(String, Option<[f64; 4]>)],
+    ) -> Option<(&'static str, [f64; 4])> {
+        let inputs = gridmap_tiles::layers::SERVICE_CIRCLE_INPUTS;
+        if !changed
+            .iter()
+            .any(|(table, _)| inputs.contains(&table.as_str()))
+        {
+            return None;
+        }
+        let _computing = self.circles_lock.lock().await;
+        let old = self.circles.load_full()?;
+        let road_changes: Vec<Option<[f64; 4]>> = changed
+            .iter()
+            .filter(|(table, _)| table == "roads")
+            .map(|(_, bbox)| *bbox)
+            .collect();
+        let updated = async {
+            let inputs = gridmap_tiles::fetch_circle_inputs(pool, !road_changes.is_empty()).await?;
+            let previous = Arc::clone(&old);
+            tokio::task::spawn_blocking(move || previous.update(inputs, &road_changes))
+                .await
+                .map_err(|err| anyhow::anyhow!("updating the service circles: {err}"))
+        };
+        let new = match updated.await {
+            Ok(new) => Arc::new(new),
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "updating the service circles");
+                return None;
+            }
+        };
+        self.circles.store(Some(Arc::clone(&new)));
+        let extent = ComputedLayer::changed_extent(Some(old.layer()), new.layer())?;
+        Some((new.layer().def().name, extent))
+    }
+
+    async fn update_gaps(
+        &self,
+        pool: &sqlx::PgPool,
+        changed: &[(String, Option<[f64; 4]>)],
+    ) -> Option<(&'static str, [f64; 4])> {
+        let changes: Vec<Option<[f64; 4]>> = changed
+            .iter()
+            .filter(|(table, _)| gridmap_tiles::gap_layer::gap_input(table))
+            .map(|(_, bbox)| *bbox)
+            .collect();
+        if changes.is_empty() {
+            return None;
+        }
+        let _computing = self.gaps_lock.lock().await;
+        let old = self.gaps.load_full()?;
+        let updated = async {
+            let inputs = gridmap_tiles::fetch_gap_inputs(pool, Some(&changes)).await?;
+            let previous = Arc::clone(&old);
+            tokio::task::spawn_blocking(move || previous.update(inputs))
+                .await
+                .map_err(|err| anyhow::anyhow!("updating the gap findings: {err}"))
+        };
+        let new = match updated.await {
+            Ok(new) => Arc::new(new),
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "updating the gap findings");
+                return None;
+            }
+        };
+        self.gaps.store(Some(Arc::clone(&new)));
+        let extent = ComputedLayer::changed_extent(Some(old.layer()), new.layer())?;
+        Some((new.layer().def().name, extent))
+    }
+
+    /// Drops every cached tile that shows `layer` and meets `bbox` (degrees).
+    pub fn invalidate_layer(&self, layer: &'static str, bbox: [f64; 4]) {
+        let predicate = move |key: &(String, TileCoord), _: &CachedTile| {
+            key.0.split(',').any(|name| name == layer) && {
+                let [w, s, e, n] = bbox;
+                let [tw, ts, te, tn] = key.1.bounds_lonlat(BUFFER_MARGIN);
+                tw <= e && w <= te && ts <= n && s <= tn
+            }
+        };
+        if let Err(err) = self.cache.invalidate_entries_if(predicate) {
+            tracing::warn!(%err, "cannot invalidate selectively; dropping all tiles");
+            self.cache.invalidate_all();
         }
     }
 
@@ -307,11 +501,13 @@ impl TileCache {
     pub fn invalidate(&self, table: &str, bbox: Option<[f64; 4]>) {
         let table = table.to_owned();
         let predicate = move |key: &(String, TileCoord), _: &CachedTile| {
+            // Computed layers are dropped by what changed in them instead
+            // (see `computed_changed`).
             let shows_table = key
                 .0
                 .split(',')
-                .filter_map(find_layer)
-                .any(|layer| layer.table == table);
+                .filter_map(find_any_layer)
+                .any(|layer| layer.computed_from.is_empty() && layer.table == table);
             shows_table
                 && bbox.is_none_or(|[w, s, e, n]| {
                     let [tw, ts, te, tn] = key.1.bounds_lonlat(BUFFER_MARGIN);
@@ -327,10 +523,56 @@ impl TileCache {
     }
 }
 
+/// Whether `caller` may see internal layers: staff with a user account.
+fn may_see_internal_layers(caller: &Caller) -> bool {
+    matches!(caller.role, Role::Admin | Role::Planner | Role::Viewer)
+}
+
+/// Ok when `layers` holds no internal layer or `caller` may see them:
+/// [`ApiError::Unauthorized`] without credentials, [`ApiError::Forbidden`]
+/// for a role that may not; every denial is logged.
+fn require_access(
+    layers: &[&'static LayerDef],
+    caller: Result<MaybeCaller, ApiError>,
+) -> Result<bool, ApiError> {
+    let Some(internal) = layers.iter().find(|layer| layer.internal) else {
+        return Ok(false);
+    };
+    let MaybeCaller(caller) = caller?;
+    let Some(caller) = caller else {
+        tracing::warn!(
+            caller = "anonymous",
+            layer = internal.name,
+            reason = "no credentials",
+            "internal tile layer denied"
+        );
+        return Err(ApiError::Unauthorized(format!(
+            "layer {} is internal: log in or send Authorization: Bearer <token>",
+            internal.name
+        )));
+    };
+    if !may_see_internal_layers(&caller) {
+        tracing::warn!(
+            caller = %caller.name,
+            role = caller.role.as_str(),
+            layer = internal.name,
+            reason = "role may not see internal layers",
+            "internal tile layer denied"
+        );
+        return Err(ApiError::Forbidden(format!(
+            "{} may not see layer {}: role {} does not see internal layers",
+            caller.name,
+            internal.name,
+            caller.role.as_str()
+        )));
+    }
+    Ok(true)
+}
+
 pub(crate) fn parse_layers(spec: &str) -> Result<Vec<&'static LayerDef>, ApiError> {
     spec.split(',')
         .map(|name| {
-            find_layer(name.trim()).ok_or_else(|| {
+            find_any_layer(name.trim()).ok_or_else(|| {
                 let known: Vec<&str> = LAYERS.iter().map(|layer| layer.name).collect();
                 ApiError::NotFound(format!(
                     "no tile layer {name:?}; layers are: {}",
@@ -359,15 +601,22 @@ pub async fn tilejson(
     State(state): State<AppState>,
     Path(layers): Path<String>,
     headers: HeaderMap,
+    caller: Result<MaybeCaller, ApiError>,
 ) -> Result<Response, ApiError> {
     let spec = layers.strip_suffix(".json").unwrap_or(&layers);
     let layers = parse_layers(spec)?;
+    let internal = require_access(&layers, caller)?;
     let document = gridmap_tiles::tilejson_for(&layers, &base_url(&headers), state.bounds);
+    // The page and MapLibre both read it: let the second read hit the cache.
+    let cache_control = if internal {
+        "private, max-age=60"
+    } else {
+        "public, max-age=60"
+    };
     Ok((
-        // The page and MapLibre both read it: let the second read hit the cache.
         [(
             header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
+            HeaderValue::from_static(cache_control),
         )],
         Json(document),
     )
@@ -378,8 +627,10 @@ pub async fn tile(
     State(state): State<AppState>,
     Path((layers, z, x, y)): Path<(String, String, String, String)>,
     request_headers: HeaderMap,
+    caller: Result<MaybeCaller, ApiError>,
 ) -> Result<Response, ApiError> {
     let layer_defs = parse_layers(&layers)?;
+    let internal = require_access(&layer_defs, caller)?;
     let y = y
         .strip_suffix(".pbf")
         .or_else(|| y.strip_suffix(".mvt"))
@@ -399,6 +650,7 @@ pub async fn tile(
         .tile_cache
         .cache
         .try_get_with((layers.clone(), coord), async move {
+            let shows = |name: &str| layer_defs.iter().any(|layer| layer.name == name);
             let polygons = if layer_defs
                 .iter()
                 .any(|layer| gridmap_tiles::GENERALISED_LAYERS.contains(&layer.name))
@@ -407,23 +659,42 @@ pub async fn tile(
             } else {
                 None
             };
-            let body =
-                gridmap_tiles::encode_tile_with(&pool, polygons.as_deref(), &layer_defs, coord)
-                    .await?;
+            let circles = if shows(gridmap_tiles::circle_layer::SERVICE_CIRCLES) {
+                tile_cache.circles(&pool).await
+            } else {
+                None
+            };
+            let gaps = if shows(gridmap_tiles::gap_layer::GAP_FINDINGS) {
+                tile_cache.gaps(&pool).await
+            } else {
+                None
+            };
+            let computed: Vec<&ComputedLayer> = circles
+                .iter()
+                .map(|snapshot| snapshot.layer())
+                .chain(gaps.iter().map(|snapshot| snapshot.layer()))
+                .collect();
+            let sources = TileSources {
+                polygons: polygons.as_deref(),
+                computed: &computed,
+            };
+            let body = gridmap_tiles::encode_tile_from(&pool, &sources, &layer_defs, coord).await?;
             CachedTile::new(body).map_err(anyhow::Error::from)
         })
         .await
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err:#}")))?;
-    Ok(tile_response(&tile, &request_headers))
+    Ok(tile_response(&tile, &request_headers, internal))
 }
 
 /// How long a browser or proxy may use a tile without asking; after that it
 /// revalidates with the tile's tag, which the cache answers with a 304.
 const TILE_CACHE_CONTROL: &str = "public, max-age=60, must-revalidate";
+/// The same for tiles holding an internal layer: no shared cache keeps them.
+const PRIVATE_TILE_CACHE_CONTROL: &str = "private, max-age=60, must-revalidate";
 
 /// 304 when the client holds this content in any encoding; else the tile in
 /// the best coding the client accepts.
-fn tile_response(tile: &CachedTile, request_headers: &HeaderMap) -> Response {
+fn tile_response(tile: &CachedTile, request_headers: &HeaderMap, internal: bool) -> Response {
     // An empty tile is sent as is: a compressed empty body is larger.
     let coding = if tile.raw.is_empty() {
         Coding::Identity
@@ -432,7 +703,11 @@ fn tile_response(tile: &CachedTile, request_headers: &HeaderMap) -> Response {
     };
     let (body, etag) = tile.encoded(coding);
     let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    let cache_control = HeaderValue::from_static(TILE_CACHE_CONTROL);
+    let cache_control = HeaderValue::from_static(if internal {
+        PRIVATE_TILE_CACHE_CONTROL
+    } else {
+        TILE_CACHE_CONTROL
+    });
     let vary = HeaderValue::from_static("accept-encoding");
     let client_has_it = request_headers
         .get_all(header::IF_NONE_MATCH)

@@ -13,8 +13,11 @@
 //! - [`ShortestPaths`]: many-source Dijkstra (binary heap) up to a distance
 //!   limit, each source starting at its snap distance.
 //! - [`service_circles`]: one polygon per station.
-//! - [`coverage()`]: the households within any circle, per community.
-//! - [`best_new_sites`]: greedy new sites covering the most uncovered homes.
+//! - [`coverage()`]: the households within any circle, per community;
+//!   [`demand_coverage`]: the same for other weighted points, such as rider
+//!   activity reports (weight 1 each), which weigh rest-stop gaps.
+//! - [`best_new_sites`]: greedy new sites covering the most uncovered weight
+//!   (households, or reports).
 //!
 //! The limit is [`Parameters::limit_m`], speed × minutes (defaults 1.2 m/s and
 //! 15 minutes: 1,080 m; see [`Parameters`] for GB 50180-2018's figures).
@@ -35,7 +38,8 @@
 //! nearest station to the building's nearest node plus the straight distance
 //! from that node to its centroid is within the limit (or its centroid is
 //! within the limit of a fallback station). This is exact on the graph and
-//! needs no polygon test; the frontage strip is for drawing only.
+//! needs no polygon test; the frontage strip is for drawing only. A rider
+//! report is snapped and covered by the same rule, as if it were a home.
 
 pub mod circle;
 pub mod coverage;
@@ -47,7 +51,10 @@ pub mod projection;
 pub mod sites;
 
 pub use circle::{service_circles, CircleMethod, ServiceCircle};
-pub use coverage::{coverage, snap_homes, CommunityCoverage, Coverage, Home};
+pub use coverage::{
+    coverage, covered_points, demand_coverage, snap_homes, snap_points, CommunityCoverage,
+    CommunityDemand, Coverage, Demand, DemandCoverage, Home,
+};
 pub use dijkstra::ShortestPaths;
 pub use error::CircleError;
 // The geometry types of the public API, so callers need no geo dependency of

@@ -1,9 +1,11 @@
-//! Reads for the walking service circles: roads, stations of one kind and
-//! buildings with their households.
+//! Reads for the walking service circles: roads, stations of one kind,
+//! buildings with their households and rider activity reports.
 //!
 //! Households are an aggregate, read here for internal computation only; the
 //! public endpoints built on these reads answer with totals, never with the
-//! households of one building.
+//! households of one building. Rider reports are read as bare points with
+//! their community: no time, kind or source leaves this module, and callers
+//! publish totals only.
 
 use crate::topology_queries::AreaFilter;
 use crate::StoreError;
@@ -200,6 +202,68 @@ pub async fn load_building_households(
                 lat,
             },
         )
+        .collect())
+}
+
+/// A rider activity report as coverage counts it: where, and in which
+/// community (the smallest code among the communities whose closed area
+/// covers the point, the lookup's boundary rule).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportPoint {
+    pub community_code: String,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// The rider reports inside the area's communities, reported at or after
+/// `since` when given (an RFC 3339 timestamp or any text PostgreSQL casts to
+/// `timestamptz`), in id order. For internal use: callers must not publish a
+/// single report's location.
+///
+/// # Errors
+/// On a database error, including a `since` PostgreSQL cannot read as a time.
+pub async fn load_report_points(
+    pool: &PgPool,
+    area: &AreaFilter,
+    since: Option<&str>,
+) -> Result<Vec<ReportPoint>, StoreError> {
+    let table = match area {
+        AreaFilter::Street(_) => "streets",
+        AreaFilter::Community(_) => "communities",
+    };
+    // The area's polygon narrows the reports through the index; the
+    // community of each is then the first by code that covers it, so a
+    // report on a shared edge counts once, in one community.
+    let sql = format!(
+        "SELECT c.code, ST_X(r.geom), ST_Y(r.geom)
+           FROM {table} a
+           JOIN rider_reports r
+             ON r.geom_3857 && a.geom_3857 AND ST_Intersects(r.geom, a.geom)
+          CROSS JOIN LATERAL (
+                SELECT code FROM communities c
+                 WHERE c.geom_3857 && r.geom_3857 AND ST_Intersects(c.geom, r.geom)
+                 ORDER BY code LIMIT 1) c
+          WHERE a.code = $1
+            AND starts_with(c.code, $1)
+            AND ($2::timestamptz IS NULL OR r.reported_at >= $2::timestamptz)
+          ORDER BY r.id"
+    );
+    let rows: Vec<(String, f64, f64)> = sqlx::query_as(&sql)
+        .bind(area.code())
+        .bind(since)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::query(format!(
+            "loading the rider reports of {}",
+            area.code()
+        )))?;
+    Ok(rows
+        .into_iter()
+        .map(|(community_code, lon, lat)| ReportPoint {
+            community_code,
+            lon,
+            lat,
+        })
         .collect())
 }
 

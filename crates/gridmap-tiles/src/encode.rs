@@ -1,8 +1,10 @@
 //! Tiles encoded by PostGIS: one `ST_AsMVT` per layer, all layers of a tile in
 //! one statement; with a [`GeneralisedPolygons`] snapshot, the polygon layers
-//! it holds are encoded in process instead.
+//! it holds are encoded in process instead, and computed layers
+//! ([`LayerDef::computed_from`]) are drawn from their [`ComputedLayer`]
+//! snapshot only (without one they are left out: they have no table).
 
-use crate::{GeneralisedPolygons, LayerDef, TileCoord, BUFFER, EXTENT};
+use crate::{ComputedLayer, GeneralisedPolygons, LayerDef, TileCoord, BUFFER, EXTENT};
 use sqlx::{PgPool, Row as _};
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,7 @@ pub async fn encode_tile(
         .iter()
         .copied()
         .filter(|layer| (layer.minzoom..=layer.maxzoom).contains(&tile.z))
+        .filter(|layer| layer.computed_from.is_empty())
         .collect();
     if shown.is_empty() {
         return Ok(Vec::new());
@@ -119,9 +122,41 @@ pub async fn encode_tile_with(
     layers: &[&'static LayerDef],
     tile: TileCoord,
 ) -> Result<Vec<u8>, EncodeError> {
-    let Some(polygons) = polygons else {
-        return encode_tile(pool, layers, tile).await;
+    let sources = TileSources {
+        polygons,
+        computed: &[],
     };
+    encode_tile_from(pool, &sources, layers, tile).await
+}
+
+/// The in-process snapshots a tile may be drawn from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TileSources<'a> {
+    /// The generalised polygon layers; `None`: PostGIS draws them.
+    pub polygons: Option<&'a GeneralisedPolygons>,
+    /// Computed layers ([`crate::CircleSnapshot::layer`],
+    /// [`crate::GapSnapshot::layer`]); a computed layer missing here is
+    /// left out of the tile.
+    pub computed: &'a [&'a ComputedLayer],
+}
+
+/// Encodes the layers of `layers` whose zoom range holds `tile.z`, in order:
+/// computed layers from `sources.computed`, the layers `sources.polygons`
+/// holds from it, the others with one PostGIS statement; an empty vector
+/// when no feature meets the tile. With only `polygons` this is
+/// [`encode_tile_with`], byte for byte.
+///
+/// # Errors
+/// [`EncodeError`] naming the PostGIS layers and tile when the query fails.
+pub async fn encode_tile_from(
+    pool: &PgPool,
+    sources: &TileSources<'_>,
+    layers: &[&'static LayerDef],
+    tile: TileCoord,
+) -> Result<Vec<u8>, EncodeError> {
+    if sources.polygons.is_none() && layers.iter().all(|layer| layer.computed_from.is_empty()) {
+        return encode_tile(pool, layers, tile).await;
+    }
     // Per shown layer: its in-process message, or `None` for PostGIS.
     let mut parts: Vec<Option<Vec<u8>>> = Vec::new();
     let mut postgis: Vec<&LayerDef> = Vec::new();
@@ -129,7 +164,20 @@ pub async fn encode_tile_with(
         .iter()
         .filter(|layer| (layer.minzoom..=layer.maxzoom).contains(&tile.z))
     {
-        let part = polygons.encode_layer(layer.name, tile);
+        let part = if layer.computed_from.is_empty() {
+            sources
+                .polygons
+                .and_then(|polygons| polygons.encode_layer(layer.name, tile))
+        } else {
+            Some(
+                sources
+                    .computed
+                    .iter()
+                    .find(|computed| computed.def().name == layer.name)
+                    .map(|computed| computed.encode(tile))
+                    .unwrap_or_default(),
+            )
+        };
         if part.is_none() {
             postgis.push(layer);
         }
@@ -172,6 +220,10 @@ pub async fn encode_layer(
     layer: &'static LayerDef,
     tile: TileCoord,
 ) -> Result<Vec<u8>, EncodeError> {
+    if !layer.computed_from.is_empty() {
+        // No table to read: computed layers come from their snapshot.
+        return Ok(Vec::new());
+    }
     let sql = tile_sql(&[layer]);
     sqlx::query_scalar::<_, Vec<u8>>(&sql)
         .bind(i32::from(tile.z))

@@ -55,6 +55,12 @@ pub enum SnapshotError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("loading the inputs of layer {layer}")]
+    Store {
+        layer: &'static str,
+        #[source]
+        source: gridmap_store::StoreError,
+    },
     #[error("geometry {index} of layer {layer}: {reason}")]
     Geometry {
         layer: &'static str,
@@ -141,7 +147,41 @@ pub fn tolerance(z: u8) -> f64 {
     TOLERANCE_UNITS * tile_size(z) / f64::from(EXTENT)
 }
 
-fn lonlat_to_mercator(lon: f64, lat: f64) -> [f64; 2] {
+/// Where a tile lies in Web Mercator and how its metres map to tile units.
+pub(crate) struct TileFrame {
+    west: f64,
+    north: f64,
+    scale: f64,
+    /// The tile grown by the clip buffer, `[min x, min y, max x, max y]`.
+    pub(crate) query: [f64; 4],
+}
+
+impl TileFrame {
+    pub(crate) fn new(tile: TileCoord) -> Self {
+        let size = tile_size(tile.z);
+        let west = -HALF_WORLD + f64::from(tile.x) * size;
+        let north = HALF_WORLD - f64::from(tile.y) * size;
+        let margin = size * f64::from(BUFFER) / f64::from(EXTENT);
+        Self {
+            west,
+            north,
+            scale: f64::from(EXTENT) / size,
+            query: [
+                west - margin,
+                north - size - margin,
+                west + size + margin,
+                north + margin,
+            ],
+        }
+    }
+
+    /// Web Mercator metres to tile units (y down).
+    pub(crate) fn to_tile(&self, [x, y]: [f64; 2]) -> [f64; 2] {
+        [(x - self.west) * self.scale, (self.north - y) * self.scale]
+    }
+}
+
+pub(crate) fn lonlat_to_mercator(lon: f64, lat: f64) -> [f64; 2] {
     let lat = lat.clamp(-85.051_128_78, 85.051_128_78).to_radians();
     [
         lon.to_radians() * 6_378_137.0,
@@ -149,14 +189,14 @@ fn lonlat_to_mercator(lon: f64, lat: f64) -> [f64; 2] {
     ]
 }
 
-fn mercator_to_lonlat([x, y]: [f64; 2]) -> [f64; 2] {
+pub(crate) fn mercator_to_lonlat([x, y]: [f64; 2]) -> [f64; 2] {
     [
         (x / 6_378_137.0).to_degrees(),
         (2.0 * (y / 6_378_137.0).exp().atan() - std::f64::consts::FRAC_PI_2).to_degrees(),
     ]
 }
 
-fn boxes_meet(a: &[f64; 4], b: &[f64; 4]) -> bool {
+pub(crate) fn boxes_meet(a: &[f64; 4], b: &[f64; 4]) -> bool {
     a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3]
 }
 
@@ -393,21 +433,24 @@ impl GeneralisedPolygons {
     /// tile), or `None` when the snapshot does not serve `layer`.
     #[must_use]
     pub fn encode_layer(&self, layer: &str, tile: TileCoord) -> Option<Vec<u8>> {
+        let mut writer = LayerWriter::new(layer, EXTENT);
+        self.write_features(layer, tile, &mut writer)?;
+        Some(writer.finish())
+    }
+
+    /// Writes the features of `layer` meeting `tile` into `writer`; `None`
+    /// when the snapshot does not serve `layer`.
+    pub(crate) fn write_features(
+        &self,
+        layer: &str,
+        tile: TileCoord,
+        writer: &mut LayerWriter,
+    ) -> Option<()> {
         let held = self.layers.iter().find(|held| held.def.name == layer)?;
         let chains = self.simplified.get(usize::from(tile.z));
-        let size = tile_size(tile.z);
-        let west = -HALF_WORLD + f64::from(tile.x) * size;
-        let north = HALF_WORLD - f64::from(tile.y) * size;
-        let margin = size * f64::from(BUFFER) / f64::from(EXTENT);
-        let query = [
-            west - margin,
-            north - size - margin,
-            west + size + margin,
-            north + margin,
-        ];
-        let scale = f64::from(EXTENT) / size;
-        let to_tile = |[x, y]: [f64; 2]| [(x - west) * scale, (north - y) * scale];
-        let mut writer = LayerWriter::new(held.def.name, EXTENT);
+        let frame = TileFrame::new(tile);
+        let query = frame.query;
+        let to_tile = |point: [f64; 2]| frame.to_tile(point);
         let mut ring_points: Vec<[f64; 2]> = Vec::new();
         for feature in &held.features {
             if !boxes_meet(&feature.bbox, &query) {
@@ -451,7 +494,7 @@ impl GeneralisedPolygons {
                 .filter_map(|((_, key, _), value)| Some((*key, value.as_deref()?)));
             writer.add_polygon(attributes, &geometry);
         }
-        Some(writer.finish())
+        Some(())
     }
 
     /// The ring's vertex ids from `chains`, without the closing vertex.

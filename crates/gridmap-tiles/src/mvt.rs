@@ -1,6 +1,6 @@
-//! A Mapbox Vector Tile 2.1 writer for polygon layers with string attributes:
+//! A Mapbox Vector Tile 2.1 writer for polygon and point layers with string attributes:
 //! the protobuf wire format written by hand (varints, zigzag deltas, packed
-//! fields), which is all the polygon layers need.
+//! fields), which is all the in-process layers need.
 
 use std::collections::HashMap;
 
@@ -12,6 +12,8 @@ const LENGTH_DELIMITED: u8 = 2;
 const MOVE_TO: u32 = 1;
 const LINE_TO: u32 = 2;
 const CLOSE_PATH: u32 = 7;
+/// `GeomType.POINT`.
+const POINT: u64 = 1;
 /// `GeomType.POLYGON`.
 const POLYGON: u64 = 3;
 
@@ -140,18 +142,37 @@ impl LayerWriter {
         if geometry.is_empty() {
             return;
         }
+        self.add_feature(attributes, POLYGON, &geometry.commands);
+    }
+
+    /// Adds a point feature (tile units) with string attributes `(key, value)`.
+    pub fn add_point<'a>(
+        &mut self,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        [x, y]: [i32; 2],
+    ) {
+        let commands = [command(MOVE_TO, 1), zigzag(x), zigzag(y)];
+        self.add_feature(attributes, POINT, &commands);
+    }
+
+    fn add_feature<'a>(
+        &mut self,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        geometry_type: u64,
+        commands: &[u32],
+    ) {
         let mut tags = Vec::new();
         for (key, value) in attributes {
             tags.push(Self::intern(&mut self.keys, &mut self.key_ids, key));
             tags.push(Self::intern(&mut self.values, &mut self.value_ids, value));
         }
-        let mut feature = Vec::with_capacity(geometry.commands.len() * 2 + tags.len() + 8);
+        let mut feature = Vec::with_capacity(commands.len() * 2 + tags.len() + 8);
         if !tags.is_empty() {
             put_packed(&mut feature, 2, &tags);
         }
         put_key(&mut feature, 3, VARINT);
-        put_varint(&mut feature, POLYGON);
-        put_packed(&mut feature, 4, &geometry.commands);
+        put_varint(&mut feature, geometry_type);
+        put_packed(&mut feature, 4, commands);
         put_bytes(&mut self.features, 2, &feature);
     }
 
@@ -201,6 +222,15 @@ mod tests {
         let mut geometry = PolygonGeometry::default();
         geometry.push_ring(&[[3, 6], [8, 12], [20, 34]]);
         assert_eq!(geometry.commands, [9, 6, 12, 18, 10, 12, 24, 44, 15]);
+    }
+
+    #[test]
+    fn the_spec_example_point_encodes_as_the_spec_says() {
+        // MVT spec 4.3.5.1: a point at (25, 17) is [9, 50, 34].
+        let mut writer = LayerWriter::new("points", 4096);
+        writer.add_point([("kind", "gap")], [25, 17]);
+        let tile = writer.finish();
+        assert!(tile.windows(4).any(|window| window == [0x22, 3, 9, 50]));
     }
 
     #[test]

@@ -190,6 +190,18 @@ pub fn good_features(entity: Entity) -> Vec<Value> {
                 area(),
             ),
         ],
+        // Not part of `chain()`, which loads `Entity::ALL`: activity records,
+        // tested in rider_reports.rs.
+        Entity::RiderReports => vec![
+            feature(
+                json!({ "SBSJ": "2026-10-05 12:10:00", "SBLX": "配送", "SJLY": "平台推送" }),
+                point(120.311, 37.611),
+            ),
+            feature(
+                json!({ "SBSJ": "2026-10-05 14:30:00", "SBLX": "休息" }),
+                point(120.315, 37.6149),
+            ),
+        ],
     }
 }
 
