@@ -41,9 +41,14 @@ pub struct CachedTile {
 /// Brotli quality: 5 compresses tiles within a few percent of 11 at a small
 /// fraction of the cost, which matters on the cold path.
 const BROTLI_QUALITY: i32 = 5;
-/// Brotli window (log2 bytes): larger than any tile. Fitting the window to the
-/// tile was measured to cost several times more CPU at quality 5.
-const BROTLI_WINDOW: i32 = 22;
+/// Brotli window (log2 bytes): 512 KiB, larger than nearly every tile (a
+/// larger tile still compresses, with back-references limited to the window).
+/// The encoder clears a ring buffer of the window's size for every tile, so
+/// the window sets the cold path's cost: on 18 demo-city tiles (1–7 kB) at
+/// quality 5, a 4 MiB window (22) took 250–350 µs per tile and 512 KiB (19)
+/// about 110 µs, for the same bytes out; small windows (16 and below) were
+/// several times slower again (`examples/brotli_params.rs` measures it).
+const BROTLI_WINDOW: i32 = 19;
 
 impl CachedTile {
     fn new(raw: Vec<u8>) -> std::io::Result<Self> {
