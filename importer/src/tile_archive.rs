@@ -50,12 +50,10 @@ pub const DEFAULT_MAX_TILES: u64 = 2_000_000;
 /// Tiles encoded at once by default: the PostGIS part is one statement per tile.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-/// Session settings of the connections that encode tiles: a custom plan per
-/// tile and no parallel workers, so rows, hence tile bytes, come in one order.
-pub const SESSION_SETTINGS: &[(&str, &str)] = &[
-    ("plan_cache_mode", "force_custom_plan"),
-    ("max_parallel_workers_per_gather", "0"),
-];
+/// Session settings of the connections that encode tiles (the server's too):
+/// a custom plan per tile and no parallel workers, so rows, hence tile bytes,
+/// come in one order.
+pub use gridmap_store::SESSION_SETTINGS;
 
 /// Web Mercator's latitude limit: tiles exist only between these parallels.
 const MAX_LATITUDE: f64 = 85.051_128_779_806_59;

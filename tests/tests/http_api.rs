@@ -170,3 +170,71 @@ async fn lookup_accepts_points_digitised_on_gcj02_and_bd09_maps() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(json["error"].as_str().unwrap().contains("gcj02"), "{json}");
 }
+
+#[tokio::test]
+async fn lookup_fields_answer_exactly_the_parts_asked_for() {
+    let pool = gridmap_e2e::demo_pool().await;
+    // Points inside a building (so every part has a value) and outside
+    // every grid (so nearest_grid has one), chosen by PostGIS.
+    let inside: (f64, f64) = sqlx::query_as(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM buildings
+                                       ORDER BY code OFFSET 50 LIMIT 1) b",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let keys_of = |parts: &[&str]| -> Vec<&'static str> {
+        let mut keys = vec!["query"];
+        for part in parts {
+            keys.extend_from_slice(match *part {
+                "grid" => &["grid", "community", "street", "district", "nearest_grid"][..],
+                "grid_unit" => &["grid_unit"],
+                "building" => &["building", "address"],
+                "stations" => &["nearest_stations"],
+                "departments" => &["departments"],
+                other => panic!("unknown part {other}"),
+            });
+        }
+        keys
+    };
+    for (lon, lat) in [inside, (120.0, 37.9)] {
+        let (status, full) = get_json(&format!("/api/v1/lookup?lon={lon}&lat={lat}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let full = full.as_object().unwrap().clone();
+        assert_eq!(
+            full.len(),
+            keys_of(&["grid", "grid_unit", "building", "stations", "departments"]).len()
+        );
+        for parts in [
+            &["grid"][..],
+            &["stations"],
+            &["building", "grid_unit"],
+            &["departments", "grid"],
+            &["grid", "grid_unit", "building", "stations", "departments"],
+        ] {
+            let (status, json) = get_json(&format!(
+                "/api/v1/lookup?lon={lon}&lat={lat}&fields={}",
+                parts.join(",")
+            ))
+            .await;
+            assert_eq!(status, StatusCode::OK, "{parts:?}");
+            let answer = json.as_object().unwrap();
+            let mut expected_keys = keys_of(parts);
+            expected_keys.sort_unstable();
+            let mut keys: Vec<&str> = answer.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, expected_keys, "{parts:?}");
+            for key in keys {
+                assert_eq!(answer[key], full[key], "{key} with fields={parts:?}");
+            }
+        }
+    }
+    let (status, json) = get_json("/api/v1/lookup?lon=120.4&lat=37.6&fields=grid,phone").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        json["error"].as_str().unwrap().contains("\"phone\""),
+        "{json}"
+    );
+    let (status, _) = get_json("/api/v1/lookup?lon=120.4&lat=37.6&fields=").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

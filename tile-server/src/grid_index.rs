@@ -416,6 +416,67 @@ pub struct Resolved<'a> {
     pub departments: Vec<&'a Located<DepartmentGrid>>,
 }
 
+/// The parts of a lookup answer a caller asks for (`fields=` of
+/// `/api/v1/lookup`); a part not asked for is not computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupParts {
+    /// The grid and its chain (community, street, district), or the
+    /// nearest grid for a point in none.
+    pub grid: bool,
+    pub grid_unit: bool,
+    /// The building and its standard address.
+    pub building: bool,
+    /// The nearest station of each kind, straight and walking.
+    pub stations: bool,
+    pub departments: bool,
+}
+
+impl LookupParts {
+    /// Every part: the default answer.
+    pub const ALL: Self = Self {
+        grid: true,
+        grid_unit: true,
+        building: true,
+        stations: true,
+        departments: true,
+    };
+
+    /// The names `fields=` accepts, in answer order.
+    pub const NAMES: [&'static str; 5] =
+        ["grid", "grid_unit", "building", "stations", "departments"];
+
+    /// Parses a comma-separated list of [`Self::NAMES`].
+    ///
+    /// # Errors
+    /// A message naming the unknown or missing field.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut parts = Self {
+            grid: false,
+            grid_unit: false,
+            building: false,
+            stations: false,
+            departments: false,
+        };
+        for name in list.split(',').map(str::trim) {
+            let part = match name {
+                "grid" => &mut parts.grid,
+                "grid_unit" => &mut parts.grid_unit,
+                "building" => &mut parts.building,
+                "stations" => &mut parts.stations,
+                "departments" => &mut parts.departments,
+                _ => {
+                    return Err(format!(
+                        "fields must be a comma-separated list of {}, got {name:?}",
+                        Self::NAMES.join(", ")
+                    ))
+                }
+            };
+            *part = true;
+        }
+        Ok(parts)
+    }
+}
+
 impl LookupIndex {
     /// A snapshot holding nothing, where every lookup misses.
     #[must_use]
@@ -435,21 +496,48 @@ impl LookupIndex {
     /// Everything the snapshot holds about the CGCS2000 point `(x, y)`.
     #[must_use]
     pub fn resolve(&self, x: f64, y: f64) -> Resolved<'_> {
-        let grid = self.grids.locate(x, y).map(|hit| &hit.payload);
+        self.resolve_parts(x, y, LookupParts::ALL)
+    }
+
+    /// Like [`Self::resolve`], computing only `parts` (the others stay
+    /// `None` or empty).
+    #[must_use]
+    pub fn resolve_parts(&self, x: f64, y: f64, parts: LookupParts) -> Resolved<'_> {
+        let grid = if parts.grid {
+            self.grids.locate(x, y).map(|hit| &hit.payload)
+        } else {
+            None
+        };
         let nearest_grid = match grid {
-            Some(_) => None,
-            None => self
+            None if parts.grid => self
                 .grids
                 .nearest(x, y)
                 .map(|(hit, metres)| (&hit.payload, metres)),
+            _ => None,
         };
         Resolved {
             grid,
-            grid_unit: self.grid_units.locate(x, y),
-            building: self.buildings.locate(x, y),
-            nearest_stations: self.stations.nearest_of_each_kind(x, y),
+            grid_unit: if parts.grid_unit {
+                self.grid_units.locate(x, y)
+            } else {
+                None
+            },
+            building: if parts.building {
+                self.buildings.locate(x, y)
+            } else {
+                None
+            },
+            nearest_stations: if parts.stations {
+                self.stations.nearest_of_each_kind(x, y)
+            } else {
+                Vec::new()
+            },
             nearest_grid,
-            departments: self.departments.locate_all(x, y),
+            departments: if parts.departments {
+                self.departments.locate_all(x, y)
+            } else {
+                Vec::new()
+            },
         }
     }
 }

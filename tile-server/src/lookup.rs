@@ -4,7 +4,7 @@
 //! station of each kind. Every distance is a straight line on the ellipsoid,
 //! never a walking distance.
 
-use crate::grid_index::{AddressInfo, LookupIndex, Resolved, Unit};
+use crate::grid_index::{AddressInfo, LookupIndex, LookupParts, Resolved, Unit};
 use crate::{ApiError, AppState};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
@@ -20,6 +20,8 @@ pub struct LookupParams {
     lat: Option<String>,
     /// CRS of lon/lat: 4490 (default), 4326, gcj02 or bd09.
     crs: Option<String>,
+    /// Comma-separated parts of the answer (default: all), see [`LookupParts`].
+    fields: Option<String>,
 }
 
 /// The answer: no grid worker, phone or household appears in it, except
@@ -119,6 +121,10 @@ pub async fn lookup(
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let (lon, lat) = parse_point(params.lon.as_deref(), params.lat.as_deref())?;
     let crs = parse_crs(params.crs.as_deref())?;
+    let parts = match params.fields.as_deref() {
+        None => LookupParts::ALL,
+        Some(list) => LookupParts::parse(list).map_err(ApiError::BadRequest)?,
+    };
     let body = if caller
         .as_ref()
         .is_some_and(crate::auth::Caller::may_see_personal_data)
@@ -126,14 +132,14 @@ pub async fn lookup(
         // The worker is read from the database after the point is resolved,
         // so this caller's answer holds its own reference to the snapshot.
         let index = state.grid_index.load_full();
-        let hit = LookupHit::new(&index, lon, lat, crs);
+        let hit = LookupHit::with_parts(&index, lon, lat, crs, parts);
         let worker = match hit.grid_code() {
             Some(code) => crate::auth::grid_worker(&state.pool, state.auth.workers(), code).await?,
             None => None,
         };
         hit.to_json(worker.as_ref())
     } else {
-        LookupHit::new(&state.grid_index.load(), lon, lat, crs).to_json(None)
+        LookupHit::with_parts(&state.grid_index.load(), lon, lat, crs, parts).to_json(None)
     };
     Ok((
         [(
@@ -154,6 +160,7 @@ pub struct LookupHit<'a> {
     /// The point in CGCS2000.
     x: f64,
     y: f64,
+    parts: LookupParts,
     resolved: Resolved<'a>,
 }
 
@@ -166,8 +173,21 @@ impl<'a> LookupHit<'a> {
     /// sorted by department and code (as bytes).
     #[must_use]
     pub fn new(index: &'a LookupIndex, lon: f64, lat: f64, crs: LonLatCrs) -> Self {
+        Self::with_parts(index, lon, lat, crs, LookupParts::ALL)
+    }
+
+    /// Like [`Self::new`], resolving only `parts`; the answer leaves out
+    /// the keys of the other parts.
+    #[must_use]
+    pub fn with_parts(
+        index: &'a LookupIndex,
+        lon: f64,
+        lat: f64,
+        crs: LonLatCrs,
+        parts: LookupParts,
+    ) -> Self {
         let (x, y) = crs.to_cgcs2000(lon, lat);
-        let mut resolved = index.resolve(x, y);
+        let mut resolved = index.resolve_parts(x, y, parts);
         resolved.departments.sort_by(|a, b| {
             (&a.payload.department, &a.code).cmp(&(&b.payload.department, &b.code))
         });
@@ -177,6 +197,7 @@ impl<'a> LookupHit<'a> {
             crs,
             x,
             y,
+            parts,
             resolved,
         }
     }
@@ -204,89 +225,117 @@ impl<'a> LookupHit<'a> {
         push_json(&mut out, &self.x);
         out.push(b',');
         push_json(&mut out, &self.y);
-        out.extend_from_slice(b"]},\"grid\":");
-        match resolved.grid {
-            None => {
-                out.extend_from_slice(b"null,\"community\":null,\"street\":null,\"district\":null")
-            }
-            Some(chain) => {
-                out.extend_from_slice(chain.encoded.lookup_grid_open.as_bytes());
-                if let Some(worker) = worker {
-                    out.extend_from_slice(b",\"worker\":");
-                    push_json(&mut out, worker);
+        out.extend_from_slice(b"]}");
+        let parts = self.parts;
+        if parts.grid {
+            out.extend_from_slice(b",\"grid\":");
+            match resolved.grid {
+                None => out.extend_from_slice(
+                    b"null,\"community\":null,\"street\":null,\"district\":null",
+                ),
+                Some(chain) => {
+                    out.extend_from_slice(chain.encoded.lookup_grid_open.as_bytes());
+                    if let Some(worker) = worker {
+                        out.extend_from_slice(b",\"worker\":");
+                        push_json(&mut out, worker);
+                    }
+                    out.push(b'}');
+                    out.extend_from_slice(chain.encoded.lookup_units.as_bytes());
                 }
-                out.push(b'}');
-                out.extend_from_slice(chain.encoded.lookup_units.as_bytes());
             }
         }
-        out.extend_from_slice(b",\"grid_unit\":");
-        match resolved.grid_unit {
-            None => out.extend_from_slice(b"null"),
-            Some(unit) => push_code_name(&mut out, &unit.code, &unit.payload, b"name"),
+        if parts.grid_unit {
+            out.extend_from_slice(b",\"grid_unit\":");
+            match resolved.grid_unit {
+                None => out.extend_from_slice(b"null"),
+                Some(unit) => push_code_name(&mut out, &unit.code, &unit.payload, b"name"),
+            }
         }
+        if parts.building {
+            self.push_building(&mut out);
+        }
+        if parts.stations {
+            self.push_stations(&mut out);
+        }
+        if parts.grid {
+            out.extend_from_slice(b",\"nearest_grid\":");
+            match resolved.nearest_grid {
+                None => out.extend_from_slice(b"null"),
+                Some((chain, metres)) => {
+                    push_unit_with_distance(&mut out, &chain.grid.code, &chain.grid.name, metres);
+                }
+            }
+        }
+        if parts.departments {
+            self.push_departments(&mut out);
+        }
+        out.push(b'}');
+        out
+    }
+
+    fn push_building(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"building\":");
-        match resolved.building {
+        match self.resolved.building {
             None => out.extend_from_slice(b"null,\"address\":null"),
             Some(building) => {
                 out.extend_from_slice(b"{\"code\":");
-                push_json(&mut out, &*building.code);
+                push_json(out, &*building.code);
                 out.extend_from_slice(b",\"name\":");
-                push_json(&mut out, &*building.payload.name);
+                push_json(out, &*building.payload.name);
                 out.extend_from_slice(b",\"floors\":");
-                push_json(&mut out, &building.payload.floors);
+                push_json(out, &building.payload.floors);
                 out.extend_from_slice(b"},\"address\":");
                 match &building.payload.address {
                     None => out.extend_from_slice(b"null"),
                     Some(address) => {
-                        push_code_name(&mut out, &address.code, &address.address, b"address");
+                        push_code_name(out, &address.code, &address.address, b"address");
                     }
                 }
             }
         }
+    }
+
+    fn push_stations(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"nearest_stations\":[");
-        for (position, nearby) in resolved.nearest_stations.iter().enumerate() {
+        for (position, nearby) in self.resolved.nearest_stations.iter().enumerate() {
             if position > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"code\":");
-            push_json(&mut out, &*nearby.station.code);
+            push_json(out, &*nearby.station.code);
             out.extend_from_slice(b",\"name\":");
-            push_json(&mut out, &*nearby.station.name);
+            push_json(out, &*nearby.station.name);
             out.extend_from_slice(b",\"kind\":");
-            push_json(&mut out, nearby.station.kind.as_str());
+            push_json(out, nearby.station.kind.as_str());
             out.extend_from_slice(b",\"distance_m\":");
-            push_json(&mut out, &round_decimetres(nearby.distance_m));
+            push_json(out, &round_decimetres(nearby.distance_m));
             out.extend_from_slice(b",\"walking\":");
             match nearby.walking {
                 None => out.extend_from_slice(b"null"),
                 Some((walked, metres)) => {
-                    push_unit_with_distance(&mut out, &walked.code, &walked.name, metres);
+                    push_unit_with_distance(out, &walked.code, &walked.name, metres);
                 }
             }
             out.push(b'}');
         }
-        out.extend_from_slice(b"],\"nearest_grid\":");
-        match resolved.nearest_grid {
-            None => out.extend_from_slice(b"null"),
-            Some((chain, metres)) => {
-                push_unit_with_distance(&mut out, &chain.grid.code, &chain.grid.name, metres);
-            }
-        }
+        out.push(b']');
+    }
+
+    fn push_departments(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"departments\":[");
-        for (position, grid) in resolved.departments.iter().enumerate() {
+        for (position, grid) in self.resolved.departments.iter().enumerate() {
             if position > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"department\":");
-            push_json(&mut out, &*grid.payload.department);
+            push_json(out, &*grid.payload.department);
             out.extend_from_slice(b",\"code\":");
-            push_json(&mut out, &*grid.code);
+            push_json(out, &*grid.code);
             out.extend_from_slice(b",\"name\":");
-            push_json(&mut out, &*grid.payload.name);
+            push_json(out, &*grid.payload.name);
             out.push(b'}');
         }
-        out.extend_from_slice(b"]}");
-        out
+        out.push(b']');
     }
 
     /// The answer as a value, for callers that read its fields.

@@ -44,14 +44,18 @@ pub struct TileCache {
     gaps_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// One encoded tile, kept raw, gzip- and brotli-compressed so a warm request
-/// costs no compression, with an entity tag derived from its content: the tag
-/// changes exactly when the bytes do, so no browser or proxy keeps a stale tile.
+/// One encoded tile, kept raw, and gzip- or brotli-compressed the first time
+/// a client asks for that coding (browsers ask for brotli, so most tiles are
+/// never gzipped), then kept so a warm request costs no compression. The
+/// entity tag is derived from the content: it changes exactly when the bytes
+/// do, so no browser or proxy keeps a stale tile.
 #[derive(Clone)]
 pub struct CachedTile {
     raw: Bytes,
-    gzip: Bytes,
-    brotli: Bytes,
+    /// Shared by every clone the cache hands out, so each coding is
+    /// compressed once per cached tile.
+    gzip: Arc<std::sync::OnceLock<Bytes>>,
+    brotli: Arc<std::sync::OnceLock<Bytes>>,
     /// Hex digest of `raw`; each encoding's tag adds a suffix to it.
     digest: String,
 }
@@ -59,49 +63,55 @@ pub struct CachedTile {
 /// Brotli quality: 5 compresses tiles within a few percent of 11 at a small
 /// fraction of the cost, which matters on the cold path.
 const BROTLI_QUALITY: i32 = 5;
-/// Brotli window (log2 bytes): larger than any tile. Fitting the window to the
-/// tile was measured to cost several times more CPU at quality 5.
-const BROTLI_WINDOW: i32 = 22;
+/// Brotli window (log2 bytes): 512 KiB, larger than nearly every tile (a
+/// larger tile still compresses, with back-references limited to the window).
+/// The encoder clears a ring buffer of the window's size for every tile, so
+/// the window sets the cold path's cost: on 18 demo-city tiles (1–7 kB) at
+/// quality 5, a 4 MiB window (22) took 250–350 µs per tile and 512 KiB (19)
+/// about 110 µs, for the same bytes out; small windows (16 and below) were
+/// several times slower again (`examples/brotli_params.rs` measures it).
+const BROTLI_WINDOW: i32 = 19;
 
 impl CachedTile {
-    fn new(raw: Vec<u8>) -> std::io::Result<Self> {
+    fn new(raw: Vec<u8>) -> Self {
         use std::hash::{Hash as _, Hasher as _};
-        use std::io::Write as _;
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gzip.write_all(&raw)?;
-        let gzip = gzip.finish()?;
-        let params = brotli::enc::BrotliEncoderParams {
-            quality: BROTLI_QUALITY,
-            lgwin: BROTLI_WINDOW,
-            size_hint: raw.len(),
-            ..brotli::enc::BrotliEncoderParams::default()
-        };
-        let mut brotli = Vec::with_capacity(raw.len() / 2);
-        brotli::BrotliCompress(&mut raw.as_slice(), &mut brotli, &params)?;
         // SipHash with fixed keys: the same bytes give the same tag on every
         // replica running the same build.
         let mut hasher = std::hash::DefaultHasher::new();
         raw.hash(&mut hasher);
-        Ok(Self {
+        Self {
             raw: Bytes::from(raw),
-            gzip: Bytes::from(gzip),
-            brotli: Bytes::from(brotli),
+            gzip: Arc::default(),
+            brotli: Arc::default(),
             digest: format!("{:016x}", hasher.finish()),
-        })
+        }
     }
 
+    /// Bytes the cache counts for this tile: the raw bytes plus as much again
+    /// for the compressed codings, which are made later (gzip and brotli
+    /// together are under the raw size for all but the tiniest tiles, so the
+    /// cache's byte bound stays an upper bound).
     fn weight(&self) -> usize {
-        self.raw.len() + self.gzip.len() + self.brotli.len() + self.digest.len()
+        2 * self.raw.len() + 64 + self.digest.len()
     }
 
-    /// The body and entity tag of one encoding. Tags differ per encoding
-    /// (RFC 9110 §8.8.3: a representation's tag covers its content coding).
-    fn encoded(&self, coding: Coding) -> (Bytes, String) {
+    /// The body of one encoding, compressing it on first use.
+    fn body(&self, coding: Coding) -> Bytes {
+        match coding {
+            Coding::Identity => self.raw.clone(),
+            Coding::Gzip => self.gzip.get_or_init(|| gzip(&self.raw)).clone(),
+            Coding::Brotli => self.brotli.get_or_init(|| brotli(&self.raw)).clone(),
+        }
+    }
+
+    /// The entity tag of one encoding. Tags differ per encoding (RFC 9110
+    /// §8.8.3: a representation's tag covers its content coding).
+    fn etag(&self, coding: Coding) -> String {
         let digest = &self.digest;
         match coding {
-            Coding::Identity => (self.raw.clone(), format!("\"{digest}\"")),
-            Coding::Gzip => (self.gzip.clone(), format!("\"{digest}-gz\"")),
-            Coding::Brotli => (self.brotli.clone(), format!("\"{digest}-br\"")),
+            Coding::Identity => format!("\"{digest}\""),
+            Coding::Gzip => format!("\"{digest}-gz\""),
+            Coding::Brotli => format!("\"{digest}-br\""),
         }
     }
 
@@ -113,6 +123,40 @@ impl CachedTile {
             .or_else(|| opaque.strip_suffix("-br"))
             .unwrap_or(opaque);
         base == self.digest
+    }
+}
+
+/// Compressing into memory cannot fail; an error would be a bug in the
+/// encoder, answered with the raw bytes' worth of nothing rather than a panic.
+fn gzip(raw: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut gzip = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 2),
+        flate2::Compression::fast(),
+    );
+    match gzip.write_all(raw).and_then(|()| gzip.finish()) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(err) => {
+            tracing::error!(%err, "gzip-compressing a tile");
+            Bytes::new()
+        }
+    }
+}
+
+fn brotli(raw: &[u8]) -> Bytes {
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: BROTLI_QUALITY,
+        lgwin: BROTLI_WINDOW,
+        size_hint: raw.len(),
+        ..brotli::enc::BrotliEncoderParams::default()
+    };
+    let mut out = Vec::with_capacity(raw.len() / 2);
+    match brotli::BrotliCompress(&mut &raw[..], &mut out, &params) {
+        Ok(_) => Bytes::from(out),
+        Err(err) => {
+            tracing::error!(%err, "brotli-compressing a tile");
+            Bytes::new()
+        }
     }
 }
 
@@ -679,7 +723,7 @@ pub async fn tile(
                 computed: &computed,
             };
             let body = gridmap_tiles::encode_tile_from(&pool, &sources, &layer_defs, coord).await?;
-            CachedTile::new(body).map_err(anyhow::Error::from)
+            Ok::<_, anyhow::Error>(CachedTile::new(body))
         })
         .await
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err:#}")))?;
@@ -701,8 +745,8 @@ fn tile_response(tile: &CachedTile, request_headers: &HeaderMap, internal: bool)
     } else {
         negotiate(request_headers)
     };
-    let (body, etag) = tile.encoded(coding);
-    let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let etag =
+        HeaderValue::from_str(&tile.etag(coding)).unwrap_or(HeaderValue::from_static("\"\""));
     let cache_control = HeaderValue::from_static(if internal {
         PRIVATE_TILE_CACHE_CONTROL
     } else {
@@ -736,7 +780,7 @@ fn tile_response(tile: &CachedTile, request_headers: &HeaderMap, internal: bool)
             (header::ETAG, etag),
             (header::VARY, vary),
         ],
-        body,
+        tile.body(coding),
     )
         .into_response();
     if let Some(content_encoding) = coding.header() {
@@ -778,11 +822,38 @@ mod tests {
     }
 
     #[test]
+    fn each_coding_is_compressed_once_and_decodes_to_the_tile() {
+        use std::io::Read as _;
+        let raw = b"\x1a\x02layer".repeat(1000);
+        let tile = CachedTile::new(raw.clone());
+        let clone = tile.clone();
+        assert!(tile.brotli.get().is_none() && tile.gzip.get().is_none());
+        let brotli_body = clone.body(Coding::Brotli);
+        // Compressed through the clone the cache handed out, kept for all.
+        assert_eq!(tile.brotli.get(), Some(&brotli_body));
+        assert!(tile.gzip.get().is_none());
+        let mut decoded = Vec::new();
+        brotli::Decompressor::new(&brotli_body[..], 4096)
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, raw);
+        let gzip_body = tile.body(Coding::Gzip);
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gzip_body[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, raw);
+        assert_eq!(tile.body(Coding::Identity), raw);
+        assert!(brotli_body.len() + gzip_body.len() < raw.len());
+        assert!(tile.weight() >= raw.len() + brotli_body.len() + gzip_body.len());
+    }
+
+    #[test]
     fn every_encoding_has_its_own_tag_and_any_matches() {
-        let tile = CachedTile::new(b"\x1a\x02layer".repeat(100)).unwrap();
+        let tile = CachedTile::new(b"\x1a\x02layer".repeat(100));
         let tags: Vec<String> = [Coding::Identity, Coding::Gzip, Coding::Brotli]
             .into_iter()
-            .map(|coding| tile.encoded(coding).1)
+            .map(|coding| tile.etag(coding))
             .collect();
         assert_eq!(tags[1], format!("{}-gz\"", tags[0].trim_end_matches('"')));
         assert_eq!(tags[2], format!("{}-br\"", tags[0].trim_end_matches('"')));

@@ -9,8 +9,15 @@
 # With API_KEY=<a key from gridmap-admin key add> it also measures lookups by an
 # authenticated integrating system, whose answers carry the grid worker.
 #
-# Needs wrk and pgbench (Debian packages wrk, postgresql-client) and a release
-# build (cargo build --release -p gridmap-server).
+# Throughput is measured closed-loop (wrk, every connection busy), where the
+# latency is only queue length over throughput (Little's law: 64 connections at
+# 25k req/s wait 2.6 ms on average however fast each answer is). Latency is
+# therefore also measured open-loop at a fixed offered rate, by default 1.5x
+# the PostGIS rate (RATE=<req/s> to choose), with gridmap-bench tile-load
+# --rate (latency counted from when each request was due).
+#
+# Needs wrk and pgbench (Debian packages wrk, postgresql-client) and release
+# builds (cargo build --release -p gridmap-server -p gridmap-benches).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 : "${DATABASE_URL:?set DATABASE_URL to a database holding the demo city}"
@@ -41,6 +48,8 @@ wrk_rate() { # url [script] [header] -> requests/s, p99 latency (ms) per run
 
 livez=$(wrk_rate "http://127.0.0.1:$port/livez")
 lookup=$(wrk_rate "http://127.0.0.1:$port" crates/gridmap-benches/http/lookup.lua)
+# The question pgbench asks (which grid owns the point), with its chain.
+grid_only=$(GRIDMAP_LOOKUP_EXTRA="&fields=grid" wrk_rate "http://127.0.0.1:$port" crates/gridmap-benches/http/lookup.lua)
 keyed=""
 if [[ -n "${API_KEY:-}" ]]; then
   keyed=$(wrk_rate "http://127.0.0.1:$port" crates/gridmap-benches/http/lookup.lua "Authorization: Bearer $API_KEY")
@@ -62,17 +71,47 @@ pg=$(for _ in $(seq 1 "$runs"); do
 done)
 rm -f "$pgbench_script"
 
+pg_rate=$(echo "$pg" | median)
+offered=${RATE:-$(awk -v p="$pg_rate" 'BEGIN { printf "%.0f", 1.5 * p }')}
+paths=$(mktemp)
+awk -v n="$((offered * seconds))" -v bbox="$bbox" 'BEGIN {
+  split(bbox, b, ","); srand(1)
+  for (i = 0; i < n; i++)
+    printf "/api/v1/lookup?lon=%.7f&lat=%.7f\n", b[1] + rand() * (b[3] - b[1]), b[2] + rand() * (b[4] - b[2])
+}' >"$paths"
+open_loop() { # extra query -> one line per run: rate p50_ms p99_ms requests mean_bytes non_200
+  for _ in $(seq 1 "$runs"); do
+    target/release/gridmap-bench tile-load --address "127.0.0.1:$port" --prefix "" \
+      --list <(sed "s/\$/$1/" "$paths") --connections "$connections" --accept-encoding identity \
+      --rate "$offered"
+  done
+}
+fixed=$(open_loop "")
+fixed_grid=$(open_loop "\&fields=grid")
+rm -f "$paths"
+
 livez_rate=$(echo "$livez" | awk '{ print $1 }' | median)
 lookup_rate=$(echo "$lookup" | awk '{ print $1 }' | median)
 lookup_p99=$(echo "$lookup" | awk '{ print $2 }' | median)
-pg_rate=$(echo "$pg" | median)
+grid_rate=$(echo "$grid_only" | awk '{ print $1 }' | median)
+grid_p99=$(echo "$grid_only" | awk '{ print $2 }' | median)
 echo "HTTP lookups, $connections connections, median of $runs runs of ${seconds}s:"
 printf '  /livez (HTTP ceiling)      %10.0f req/s\n' "$livez_rate"
-printf '  /api/v1/lookup             %10.0f req/s   p99 %.2f ms\n' "$lookup_rate" "$lookup_p99"
+printf '  /api/v1/lookup (full)      %10.0f req/s   p99 %.2f ms\n' "$lookup_rate" "$lookup_p99"
+printf '  /api/v1/lookup&fields=grid %10.0f req/s   p99 %.2f ms\n' "$grid_rate" "$grid_p99"
 if [[ -n "$keyed" ]]; then
   printf '  /api/v1/lookup, API key    %10.0f req/s   p99 %.2f ms\n' \
     "$(echo "$keyed" | awk '{ print $1 }' | median)" "$(echo "$keyed" | awk '{ print $2 }' | median)"
 fi
 printf '  PostGIS via pgbench        %10.0f q/s\n' "$pg_rate"
-awk -v l="$lookup_rate" -v c="$livez_rate" -v p="$pg_rate" \
-  'BEGIN { printf "  lookup / ceiling %.0f%%, lookup / PostGIS %.1fx\n", 100 * l / c, l / p }'
+echo "Open loop at $offered req/s (1.5x PostGIS unless RATE is set), latency from when each request was due:"
+open_line() { # label, tile-load lines
+  printf '  %-26s achieved %6.0f req/s   p50 %.2f ms   p99 %.2f ms   %s non-200\n' "$1" \
+    "$(echo "$2" | awk '{ print $1 }' | median)" "$(echo "$2" | awk '{ print $2 }' | median)" \
+    "$(echo "$2" | awk '{ print $3 }' | median)" "$(echo "$2" | awk '{ s += $6 } END { print s + 0 }')"
+}
+open_line "full" "$fixed"
+open_line "fields=grid" "$fixed_grid"
+awk -v l="$lookup_rate" -v g="$grid_rate" -v c="$livez_rate" -v p="$pg_rate" \
+  'BEGIN { printf "  full: %.0f%% of ceiling, %.1fx PostGIS;  fields=grid: %.0f%% of ceiling, %.1fx PostGIS\n",
+           100 * l / c, l / p, 100 * g / c, g / p }'

@@ -128,6 +128,10 @@ enum Bench {
         connections: usize,
         #[arg(long, default_value = "br, gzip")]
         accept_encoding: String,
+        /// Offered load in requests per second (open loop; latency counted
+        /// from when each request was due). Default: as fast as answered.
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -176,7 +180,18 @@ async fn main() -> anyhow::Result<()> {
             list,
             connections,
             accept_encoding,
-        } => tile_load::run(&address, &prefix, &list, connections, &accept_encoding).await,
+            rate,
+        } => {
+            tile_load::run(
+                &address,
+                &prefix,
+                &list,
+                connections,
+                &accept_encoding,
+                rate,
+            )
+            .await
+        }
     }
 }
 

@@ -2,6 +2,14 @@
 //! N keep-alive HTTP/1.1 connections and prints throughput and latency
 //! percentiles. wrk and oha run for a duration or pick URLs at random, while a
 //! cold-cache measurement must ask for each tile once and stop.
+//!
+//! With `--rate R` the load is open-loop: request `i` is due at `i / R`
+//! seconds after the start, whether or not earlier answers have come back,
+//! and its latency counts from when it was due. A closed loop (wrk, or this
+//! tool without a rate) saturates the server, where latency is only the
+//! queue length over the throughput (Little's law); a fixed offered rate
+//! measures the latency a caller sees at that load, including time spent
+//! waiting for a free connection (no coordinated omission).
 
 use anyhow::Context as _;
 use http_body_util::{BodyExt as _, Empty};
@@ -26,7 +34,14 @@ pub async fn run(
     list: &std::path::Path,
     connections: usize,
     accept_encoding: &str,
+    rate: Option<f64>,
 ) -> anyhow::Result<()> {
+    if let Some(rate) = rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--rate must be a positive number of requests per second, got {rate}"
+        );
+    }
     let text = std::fs::read_to_string(list)
         .with_context(|| format!("reading the tile list {}", list.display()))?;
     let paths: Arc<Vec<String>> = Arc::new(
@@ -43,7 +58,14 @@ pub async fn run(
         let (paths, next) = (paths.clone(), next.clone());
         let (address, accept_encoding) = (address.to_owned(), accept_encoding.to_owned());
         tasks.push(tokio::spawn(async move {
-            drive(&address, &paths, &next, &accept_encoding).await
+            drive(
+                &address,
+                &paths,
+                &next,
+                &accept_encoding,
+                rate.map(|rate| (started, rate)),
+            )
+            .await
         }));
     }
     let mut total = Tally::default();
@@ -83,12 +105,15 @@ pub async fn run(
     Ok(())
 }
 
-/// One keep-alive connection taking paths from the shared list until it runs out.
+/// One keep-alive connection taking paths from the shared list until it runs
+/// out; with `schedule` (start, requests/s) each request waits until it is
+/// due and its latency counts from then.
 async fn drive(
     address: &str,
     paths: &[String],
     next: &AtomicUsize,
     accept_encoding: &str,
+    schedule: Option<(Instant, f64)>,
 ) -> anyhow::Result<Tally> {
     let stream = tokio::net::TcpStream::connect(address)
         .await
@@ -110,7 +135,15 @@ async fn drive(
             .header(hyper::header::ACCEPT_ENCODING, accept_encoding)
             .body(Empty::<Bytes>::new())
             .context("building a request")?;
-        let sent = Instant::now();
+        let sent = match schedule {
+            Some((start, rate)) => {
+                #[expect(clippy::cast_precision_loss, reason = "indices far below 2^52")]
+                let due = start + Duration::from_secs_f64(index as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
         sender.ready().await.context("connection closed")?;
         let response = sender
             .send_request(request)

@@ -10,7 +10,7 @@ pub mod local_cluster;
 pub mod queries;
 pub mod topology_queries;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::time::Duration;
 
 pub use local_cluster::{ClusterError, LocalCluster};
@@ -74,20 +74,37 @@ pub async fn connect(max_connections: u32) -> Result<PgPool, StoreError> {
     connect_url(&url, max_connections).await
 }
 
+/// Settings of every session the tools open. `ST_AsMVT` writes features in
+/// the order its rows arrive, so a tile's bytes (and its entity tag) follow
+/// the query plan: PostgreSQL switches a prepared statement to one generic
+/// plan after five runs (an index scan instead of the tile's bitmap scan, in
+/// another order), and a parallel plan returns rows in any order. With a
+/// custom plan per run and no parallel workers, the same data gives the same
+/// plan, hence the same bytes on every run and every replica.
+pub const SESSION_SETTINGS: [(&str, &str); 2] = [
+    ("plan_cache_mode", "force_custom_plan"),
+    ("max_parallel_workers_per_gather", "0"),
+];
+
 /// Opens a pool on `url` and brings the schema up to date.
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
 pub async fn connect_url(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let connect_error = |source| StoreError::Connect {
+        url: redact(url),
+        source,
+    };
+    let options = url
+        .parse::<PgConnectOptions>()
+        .map_err(connect_error)?
+        .options(SESSION_SETTINGS);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
-        .connect(url)
+        .connect_with(options)
         .await
-        .map_err(|source| StoreError::Connect {
-            url: redact(url),
-            source,
-        })?;
+        .map_err(connect_error)?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
