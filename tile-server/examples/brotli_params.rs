@@ -6,6 +6,8 @@
 //! cargo run --release -p gridmap-server --example brotli_params -- DIR_OF_TILES
 //! ```
 
+#![allow(clippy::print_stdout, reason = "the report is the output")]
+
 use std::io::Write as _;
 use std::time::Instant;
 
