@@ -37,6 +37,10 @@ RUST_LOG=warn "$server_bin" --bind "127.0.0.1:$port" --public-rate-limit 0 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done
+# Wait for the service circles and gap findings the server computes in the
+# background after start-up (a circle tile waits for them).
+curl -sf -o /dev/null "http://127.0.0.1:$port/tiles/service_circles/14/13600/6340" || true
+sleep 2
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 wrk_rate() { # url [script] [header] -> requests/s, p99 latency (ms) per run

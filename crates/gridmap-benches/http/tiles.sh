@@ -100,6 +100,11 @@ start_gridmap() {
   RUST_LOG=warn target/release/gridmap-server --bind "127.0.0.1:$gridmap_port" --public-rate-limit 0 >"$work/gridmap.log" 2>&1 &
   server=$!
   wait_for "http://127.0.0.1:$gridmap_port/livez"
+  # The server computes its service circles and gap findings in the
+  # background after start-up; a circle tile waits for them, so no pass
+  # shares the machine with that work.
+  curl -sf -o /dev/null "http://127.0.0.1:$gridmap_port/tiles/service_circles/$(grep -m1 '^14/' "$work/tiles.txt")"
+  sleep 2
 }
 start_martin() {
   RUST_LOG=warn "$martin" --config "$work/martin.yaml" >"$work/martin.log" 2>&1 &
