@@ -51,6 +51,7 @@ mod read;
 mod rejects;
 mod report;
 mod skip;
+pub mod terminal_progress;
 pub mod tile_archive;
 
 use std::path::PathBuf;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use gridmap_import::terminal_progress::TerminalProgress;
 use gridmap_import::{
     import, Entity, ImportError, ImportMode, ImportOptions, ImportReport, Progress, Source,
     SourceCrs,
@@ -151,7 +152,9 @@ async fn run(cli: &Cli, sources: &[Source]) -> anyhow::Result<ImportReport> {
     let pool = gridmap_store::connect(2)
         .await
         .context("connecting to the database")?;
-    let bar = std::io::stderr().is_terminal().then(Bar::new);
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| TerminalProgress::new("features"));
     let options = ImportOptions {
         dry_run: cli.dry_run,
         crs: cli.crs,
@@ -168,46 +171,11 @@ async fn run(cli: &Cli, sources: &[Source]) -> anyhow::Result<ImportReport> {
     };
     let result = import(&pool, sources, &options).await;
     if let Some(bar) = bar {
-        bar.0.finish_and_clear();
+        bar.finish();
     }
     let report = result?;
     pool.close().await;
     Ok(report)
-}
-
-/// A progress bar on a terminal; elsewhere the per-layer log lines suffice.
-#[derive(Clone)]
-struct Bar(indicatif::ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        Self(indicatif::ProgressBar::new_spinner())
-    }
-}
-
-impl Progress for Bar {
-    fn stage(&self, name: &'static str, total: Option<u64>) {
-        let template = if total.is_some() {
-            "{msg:>9} [{bar:40}] {human_pos}/{human_len} features, {per_sec}, {eta} left"
-        } else {
-            "{msg:>9} {spinner} {human_pos} features, {per_sec}"
-        };
-        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-            self.0.set_style(style.progress_chars("=> "));
-        }
-        self.0.set_message(name);
-        self.0.set_length(total.unwrap_or(0));
-        if total.is_none() {
-            self.0.unset_length();
-        }
-        self.0.reset();
-        self.0
-            .enable_steady_tick(std::time::Duration::from_millis(200));
-    }
-
-    fn advance(&self, count: u64) {
-        self.0.inc(count);
-    }
 }
 
 /// Pairs each file with its entity, from --as or from the file stem.

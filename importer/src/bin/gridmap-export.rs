@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use gridmap_import::export::{export, ExportFormat, ExportOptions};
+use gridmap_import::terminal_progress::TerminalProgress;
 use gridmap_import::tile_archive::{
     all_layers, export_tiles, parse_layers, ArchiveError, ArchiveOptions, ArchiveReport,
 };
@@ -187,13 +188,15 @@ async fn run_tiles(cli: &Cli, spec: &str) -> ExitCode {
     if let Err(err) = options.check() {
         return refused(&err);
     }
-    let bar = std::io::stderr().is_terminal().then(Bar::new);
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| TerminalProgress::new("tiles"));
     options.progress = bar
         .clone()
         .map(|bar| -> Arc<dyn Progress> { Arc::new(bar) });
     let result = write_archive(&options).await;
     if let Some(bar) = bar {
-        bar.0.finish_and_clear();
+        bar.finish();
     }
     match result {
         Ok(report) => {
@@ -242,39 +245,4 @@ fn parse_bbox(value: &str) -> Result<[f64; 4], String> {
         .map_err(|err| format!("{value:?} is not W,S,E,N in degrees: {err}"))?;
     <[f64; 4]>::try_from(numbers)
         .map_err(|numbers| format!("{value:?} has {} numbers, not 4 (W,S,E,N)", numbers.len()))
-}
-
-/// A progress bar on a terminal; elsewhere one log line per zoom.
-#[derive(Clone)]
-struct Bar(indicatif::ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        Self(indicatif::ProgressBar::new_spinner())
-    }
-}
-
-impl Progress for Bar {
-    fn stage(&self, name: &'static str, total: Option<u64>) {
-        let template = if total.is_some() {
-            "{msg:>9} [{bar:40}] {human_pos}/{human_len} tiles, {per_sec}, {eta} left"
-        } else {
-            "{msg:>9} {spinner} {human_pos} tiles, {per_sec}"
-        };
-        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-            self.0.set_style(style.progress_chars("=> "));
-        }
-        self.0.set_message(name);
-        self.0.set_length(total.unwrap_or(0));
-        if total.is_none() {
-            self.0.unset_length();
-        }
-        self.0.reset();
-        self.0
-            .enable_steady_tick(std::time::Duration::from_millis(200));
-    }
-
-    fn advance(&self, count: u64) {
-        self.0.inc(count);
-    }
 }
