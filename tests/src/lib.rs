@@ -126,3 +126,36 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     );
     binary
 }
+
+/// Writes a tile as `scratch/dir/z/x/y.pbf` (GDAL georeferences a tile from
+/// such a path) and opens it with GDAL's MVT driver, keeping the features
+/// drawn only in the clip buffer (`CLIP=NO`); `None` for an empty tile, which
+/// has no layer and which GDAL cannot open.
+///
+/// # Panics
+/// When the file cannot be written or GDAL cannot open it.
+#[must_use]
+pub fn open_tile_with_gdal(
+    scratch: &std::path::Path,
+    dir: &str,
+    tile: gridmap_tiles::TileCoord,
+    bytes: &[u8],
+) -> Option<gdal::Dataset> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let path = scratch.join(format!("{dir}/{}/{}/{}.pbf", tile.z, tile.x, tile.y));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", parent.display()));
+    }
+    std::fs::write(&path, bytes).unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
+    let options = gdal::DatasetOptions {
+        open_options: Some(&["CLIP=NO"]),
+        ..gdal::DatasetOptions::default()
+    };
+    Some(
+        gdal::Dataset::open_ex(&path, options)
+            .unwrap_or_else(|err| panic!("GDAL cannot open {}: {err}", path.display())),
+    )
+}

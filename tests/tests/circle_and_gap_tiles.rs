@@ -9,7 +9,6 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use gdal::vector::LayerAccess as _;
-use gdal::{Dataset, DatasetOptions};
 use gridmap_server::auth::credentials;
 use gridmap_store::access_queries::{self, NewUser};
 use gridmap_tiles::TileCoord;
@@ -69,18 +68,9 @@ struct Decoded {
 /// Decodes one layer of a tile with GDAL's MVT driver (the clip buffer
 /// kept, `CLIP=NO`); empty when the layer is absent.
 fn decode(scratch: &Path, tile: TileCoord, bytes: &[u8], layer_name: &str) -> Vec<Decoded> {
-    if bytes.is_empty() {
+    let Some(dataset) = gridmap_e2e::open_tile_with_gdal(scratch, layer_name, tile, bytes) else {
         return Vec::new();
-    }
-    // GDAL georeferences a tile from a z/x/y.pbf path.
-    let path = scratch.join(format!("{layer_name}/{}/{}/{}.pbf", tile.z, tile.x, tile.y));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, bytes).unwrap();
-    let options = DatasetOptions {
-        open_options: Some(&["CLIP=NO"]),
-        ..DatasetOptions::default()
     };
-    let dataset = Dataset::open_ex(&path, options).unwrap();
     let Ok(mut layer) = dataset.layer_by_name(layer_name) else {
         return Vec::new();
     };

@@ -10,7 +10,6 @@
 )]
 
 use gdal::vector::LayerAccess as _;
-use gdal::{Dataset, DatasetOptions};
 use gridmap_tiles::generalise::tolerance;
 use gridmap_tiles::TileCoord;
 use std::collections::BTreeSet;
@@ -32,19 +31,9 @@ fn decode(
     layer_name: &str,
     key: &str,
 ) -> Vec<(String, Vec<u8>)> {
-    // An empty tile has no layer; GDAL cannot open an empty file.
-    if bytes.is_empty() {
+    let Some(dataset) = gridmap_e2e::open_tile_with_gdal(scratch, tag, tile, bytes) else {
         return Vec::new();
-    }
-    // GDAL georeferences a tile from a z/x/y.pbf path.
-    let path = scratch.join(format!("{tag}/{}/{}/{}.pbf", tile.z, tile.x, tile.y));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, bytes).unwrap();
-    let options = DatasetOptions {
-        open_options: Some(&["CLIP=NO"]),
-        ..DatasetOptions::default()
     };
-    let dataset = Dataset::open_ex(&path, options).unwrap();
     let Ok(mut layer) = dataset.layer_by_name(layer_name) else {
         return Vec::new();
     };
