@@ -622,6 +622,7 @@ impl Snapshots {
             self.circles.iter().map(|circles| circles.layer()).collect();
         let sources = TileSources {
             polygons: self.polygons.as_deref(),
+            stored: None,
             computed: &computed,
         };
         gridmap_tiles::encode_tile_from(pool, &sources, layers, coord).await

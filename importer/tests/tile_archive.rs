@@ -154,6 +154,7 @@ async fn server_tiles(pool: &PgPool, layers: &[&'static LayerDef], bbox: [f64; 4
     let computed: Vec<&ComputedLayer> = circles.iter().map(CircleSnapshot::layer).collect();
     let sources = TileSources {
         polygons: polygons.as_ref(),
+        stored: None,
         computed: &computed,
     };
     let mut tiles = Tiles::new();

@@ -57,7 +57,12 @@ pub async fn follow_changes(mut listener: PgListener, state: AppState) {
     // The computed tile layers take seconds for a city: compute them now,
     // beside the first changes, rather than on the first tile request.
     let warming = state.clone();
-    tokio::spawn(async move { warming.tile_cache.warm_computed(&warming.pool).await });
+    tokio::spawn(async move {
+        tokio::join!(
+            warming.tile_cache.warm_stored(&warming.pool),
+            warming.tile_cache.warm_computed(&warming.pool)
+        );
+    });
     loop {
         // Extents per table; `None` means the whole table.
         let mut changed: BTreeMap<String, Option<[f64; 4]>> = BTreeMap::new();
@@ -152,6 +157,10 @@ async fn refresh_tiles(state: &AppState, changed: &BTreeMap<String, Option<[f64;
         .iter()
         .map(|(table, bbox)| (table.clone(), *bbox))
         .collect();
+    state
+        .tile_cache
+        .stored_changed(&state.pool, &changed_list)
+        .await;
     for (table, bbox) in state
         .tile_cache
         .polygons_changed(&state.pool, &changed_list)

@@ -18,7 +18,7 @@ use axum::Json;
 use bytes::Bytes;
 use gridmap_tiles::{
     find_any_layer, find_layer, CircleSnapshot, ComputedLayer, GapSnapshot, GeneralisedPolygons,
-    LayerDef, TileCoord, TileSources, LAYERS,
+    LayerDef, StoredLayers, TileCoord, TileSources, LAYERS,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,10 @@ pub struct TileCache {
     polygons: Arc<arc_swap::ArcSwapOption<GeneralisedPolygons>>,
     /// Held while the snapshot loads, so concurrent first requests load it once.
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// The point, line and building layers, copied from their tables;
+    /// reloaded layer by layer on a change and swapped whole.
+    stored: Arc<arc_swap::ArcSwapOption<StoredLayers>>,
+    stored_lock: Arc<tokio::sync::Mutex<()>>,
     /// The computed layers, each rebuilt off the request path on a change of
     /// its inputs and swapped whole.
     circles: Arc<arc_swap::ArcSwapOption<CircleSnapshot>>,
@@ -259,6 +263,8 @@ impl TileCache {
             cache,
             polygons: Arc::new(arc_swap::ArcSwapOption::empty()),
             loading: Arc::new(tokio::sync::Mutex::new(())),
+            stored: Arc::new(arc_swap::ArcSwapOption::empty()),
+            stored_lock: Arc::new(tokio::sync::Mutex::new(())),
             circles: Arc::new(arc_swap::ArcSwapOption::empty()),
             gaps: Arc::new(arc_swap::ArcSwapOption::empty()),
             circles_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -484,6 +490,91 @@ impl TileCache {
         self.polygons.load_full()
     }
 
+    /// The copy of the point, line and building layers, loading it on first
+    /// use. `None` (PostGIS draws those layers) when it cannot be loaded.
+    async fn stored(&self, pool: &sqlx::PgPool) -> Option<Arc<StoredLayers>> {
+        if let Some(copy) = self.stored.load_full() {
+            return Some(copy);
+        }
+        let _loading = self.stored_lock.lock().await;
+        if let Some(copy) = self.stored.load_full() {
+            return Some(copy);
+        }
+        let started = std::time::Instant::now();
+        let built = async {
+            let rows = StoredLayers::fetch(pool).await?;
+            tokio::task::spawn_blocking(move || StoredLayers::build(rows))
+                .await
+                .map_err(|err| anyhow::anyhow!("indexing the stored layers: {err}"))
+        };
+        match built.await {
+            Ok(copy) => {
+                tracing::info!(
+                    buildings = copy.feature_count("buildings"),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "copied the point, line and building layers"
+                );
+                self.stored.store(Some(Arc::new(copy)));
+            }
+            Err(err) => tracing::error!(
+                error = format!("{err:#}"),
+                "copying the point, line and building layers"
+            ),
+        }
+        self.stored.load_full()
+    }
+
+    /// Loads the stored layers now, so the first tile does not wait.
+    pub async fn warm_stored(&self, pool: &sqlx::PgPool) {
+        self.stored(pool).await;
+    }
+
+    /// After committed changes: re-reads the stored layers of every changed
+    /// table (only once the copy exists), before any tile is dropped.
+    pub async fn stored_changed(
+        &self,
+        pool: &sqlx::PgPool,
+        changed: &[(String, Option<[f64; 4]>)],
+    ) {
+        let layers: Vec<&'static LayerDef> = changed
+            .iter()
+            .flat_map(|(table, _)| StoredLayers::layers_of(table))
+            .collect();
+        if layers.is_empty() {
+            return;
+        }
+        let _loading = self.stored_lock.lock().await;
+        let Some(current) = self.stored.load_full() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let reloaded = async {
+            let mut rows = Vec::with_capacity(layers.len());
+            for def in &layers {
+                rows.push(StoredLayers::fetch_layer(pool, def).await?);
+            }
+            tokio::task::spawn_blocking(move || current.replaced(rows))
+                .await
+                .map_err(|err| anyhow::anyhow!("indexing the stored layers: {err}"))
+        };
+        match reloaded.await {
+            Ok(copy) => {
+                tracing::debug!(
+                    layers = layers.len(),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "re-read stored layers"
+                );
+                self.stored.store(Some(Arc::new(copy)));
+            }
+            Err(err) => {
+                // Without a current copy, PostGIS draws these layers again
+                // rather than the server showing stale features.
+                tracing::error!(error = format!("{err:#}"), "re-reading stored layers");
+                self.stored.store(None);
+            }
+        }
+    }
+
     /// After a committed change of `table` within `bbox` (degrees; `None`
     /// for the whole table): rebuilds the snapshot when `table` feeds it and
     /// returns the extents to invalidate as `(table, bbox)`. A polygon
@@ -703,6 +794,14 @@ pub async fn tile(
             } else {
                 None
             };
+            let stored = if layer_defs
+                .iter()
+                .any(|layer| gridmap_tiles::STORED_LAYERS.contains(&layer.name))
+            {
+                tile_cache.stored(&pool).await
+            } else {
+                None
+            };
             let circles = if shows(gridmap_tiles::circle_layer::SERVICE_CIRCLES) {
                 tile_cache.circles(&pool).await
             } else {
@@ -720,6 +819,7 @@ pub async fn tile(
                 .collect();
             let sources = TileSources {
                 polygons: polygons.as_deref(),
+                stored: stored.as_deref(),
                 computed: &computed,
             };
             let body = gridmap_tiles::encode_tile_from(&pool, &sources, &layer_defs, coord).await?;

@@ -4,7 +4,9 @@
 //! ([`LayerDef::computed_from`]) are drawn from their [`ComputedLayer`]
 //! snapshot only (without one they are left out: they have no table).
 
-use crate::{ComputedLayer, GeneralisedPolygons, LayerDef, TileCoord, BUFFER, EXTENT};
+use crate::{
+    ComputedLayer, GeneralisedPolygons, LayerDef, StoredLayers, TileCoord, BUFFER, EXTENT,
+};
 use sqlx::{PgPool, Row as _};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,7 @@ pub async fn encode_tile_with(
 ) -> Result<Vec<u8>, EncodeError> {
     let sources = TileSources {
         polygons,
-        computed: &[],
+        ..TileSources::default()
     };
     encode_tile_from(pool, &sources, layers, tile).await
 }
@@ -134,6 +136,8 @@ pub async fn encode_tile_with(
 pub struct TileSources<'a> {
     /// The generalised polygon layers; `None`: PostGIS draws them.
     pub polygons: Option<&'a GeneralisedPolygons>,
+    /// The point, line and building layers; `None`: PostGIS draws them.
+    pub stored: Option<&'a StoredLayers>,
     /// Computed layers ([`crate::CircleSnapshot::layer`],
     /// [`crate::GapSnapshot::layer`]); a computed layer missing here is
     /// left out of the tile.
@@ -142,7 +146,7 @@ pub struct TileSources<'a> {
 
 /// Encodes the layers of `layers` whose zoom range holds `tile.z`, in order:
 /// computed layers from `sources.computed`, the layers `sources.polygons`
-/// holds from it, the others with one PostGIS statement; an empty vector
+/// or `sources.stored` hold from them, the others with one PostGIS statement; an empty vector
 /// when no feature meets the tile. With only `polygons` this is
 /// [`encode_tile_with`], byte for byte.
 ///
@@ -154,7 +158,10 @@ pub async fn encode_tile_from(
     layers: &[&'static LayerDef],
     tile: TileCoord,
 ) -> Result<Vec<u8>, EncodeError> {
-    if sources.polygons.is_none() && layers.iter().all(|layer| layer.computed_from.is_empty()) {
+    if sources.polygons.is_none()
+        && sources.stored.is_none()
+        && layers.iter().all(|layer| layer.computed_from.is_empty())
+    {
         return encode_tile(pool, layers, tile).await;
     }
     // Per shown layer: its in-process message, or `None` for PostGIS.
@@ -168,6 +175,11 @@ pub async fn encode_tile_from(
             sources
                 .polygons
                 .and_then(|polygons| polygons.encode_layer(layer.name, tile))
+                .or_else(|| {
+                    sources
+                        .stored
+                        .and_then(|stored| stored.encode_layer(layer.name, tile))
+                })
         } else {
             Some(
                 sources

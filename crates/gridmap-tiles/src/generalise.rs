@@ -24,9 +24,8 @@ use crate::{find_layer, LayerDef, TileCoord, BUFFER, EXTENT};
 use geo::SimplifyIdx as _;
 use std::collections::HashMap;
 
-/// Layers served from the snapshot; every other layer is encoded by PostGIS.
-/// Buildings stay in PostGIS: they share no edges with the rest and appear
-/// only from z14.
+/// Layers served from the snapshot. Buildings are not generalised (they share
+/// no edges with the rest and appear only from z14): see [`crate::stored`].
 pub const GENERALISED_LAYERS: &[&str] = &[
     "districts",
     "streets",
@@ -90,6 +89,42 @@ struct Feature {
 struct FeatureLayer {
     def: &'static LayerDef,
     features: Vec<Feature>,
+    /// The features' extents, so a tile visits only the features near it.
+    index:
+        rstar::RTree<rstar::primitives::GeomWithData<rstar::primitives::Rectangle<[f64; 2]>, u32>>,
+}
+
+impl FeatureLayer {
+    fn new(def: &'static LayerDef, features: Vec<Feature>) -> Self {
+        let entries = features
+            .iter()
+            .enumerate()
+            .map(|(i, feature)| {
+                let [w, s, e, n] = feature.bbox;
+                rstar::primitives::GeomWithData::new(
+                    rstar::primitives::Rectangle::from_corners([w, s], [e, n]),
+                    as_u32(i),
+                )
+            })
+            .collect();
+        Self {
+            def,
+            features,
+            index: rstar::RTree::bulk_load(entries),
+        }
+    }
+
+    /// The features whose extent meets `query`, in stored order.
+    fn meeting(&self, query: [f64; 4]) -> impl Iterator<Item = &Feature> {
+        let [w, s, e, n] = query;
+        let mut ids: Vec<u32> = self
+            .index
+            .locate_in_envelope_intersecting(&rstar::AABB::from_corners([w, s], [e, n]))
+            .map(|entry| entry.data)
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|id| &self.features[id as usize])
+    }
 }
 
 /// Chains as vertex ids, flattened: chain `i` is
@@ -384,7 +419,7 @@ impl GeneralisedPolygons {
                     polygons,
                 });
             }
-            layers.push(FeatureLayer { def, features });
+            layers.push(FeatureLayer::new(def, features));
         }
 
         let chain_bbox = (0..as_u32(full.len()))
@@ -452,10 +487,7 @@ impl GeneralisedPolygons {
         let query = frame.query;
         let to_tile = |point: [f64; 2]| frame.to_tile(point);
         let mut ring_points: Vec<[f64; 2]> = Vec::new();
-        for feature in &held.features {
-            if !boxes_meet(&feature.bbox, &query) {
-                continue;
-            }
+        for feature in held.meeting(query) {
             let mut geometry = PolygonGeometry::default();
             for rings in &feature.polygons {
                 for (i, ring) in rings.iter().enumerate() {
@@ -662,13 +694,13 @@ fn simplify_chains(source: &Chains, vertices: &[[f64; 2]], tolerance: f64) -> Ch
 }
 
 /// The buffered tile in tile units.
-const CLIP_MIN: f64 = -(BUFFER as f64);
-const CLIP_MAX: f64 = (EXTENT + BUFFER) as f64;
+pub(crate) const CLIP_MIN: f64 = -(BUFFER as f64);
+pub(crate) const CLIP_MAX: f64 = (EXTENT + BUFFER) as f64;
 
 /// Clips a ring (tile units, not closed) to the buffered tile with
 /// Sutherland–Hodgman, snaps it to integers and drops repeated points;
 /// `None` when fewer than three points or no area remain.
-fn clip_and_snap(ring: &[[f64; 2]]) -> Option<Vec<[i32; 2]>> {
+pub(crate) fn clip_and_snap(ring: &[[f64; 2]]) -> Option<Vec<[i32; 2]>> {
     let inside_all = ring
         .iter()
         .all(|[x, y]| (CLIP_MIN..=CLIP_MAX).contains(x) && (CLIP_MIN..=CLIP_MAX).contains(y));
@@ -721,7 +753,7 @@ fn twice_area(ring: &[[i32; 2]]) -> i64 {
 }
 
 /// MVT 2.1 winding: exterior rings positive area, holes negative.
-fn orient(mut ring: Vec<[i32; 2]>, exterior: bool) -> Vec<[i32; 2]> {
+pub(crate) fn orient(mut ring: Vec<[i32; 2]>, exterior: bool) -> Vec<[i32; 2]> {
     if (twice_area(&ring) > 0) != exterior {
         ring.reverse();
     }

@@ -15,10 +15,13 @@
 //!   (`gap_findings`, internal), each a snapshot rebuilt on a change of the
 //!   tables it is computed from.
 //!
-//! Points, lines and buildings are encoded by PostGIS (`ST_AsMVTGeom` clips,
-//! snaps to the tile grid and fixes winding; `ST_AsMVT` writes spec 2.1
-//! protobuf). Every replica builds the same snapshot from the source of truth,
-//! so replicas still serve identical bytes.
+//! - [`stored`]: the point, line and building layers from an in-memory copy
+//!   of their rows, drawn as `ST_AsMVTGeom` draws them.
+//!
+//! Only the label layers are encoded by PostGIS per tile (`ST_AsMVTGeom`
+//! clips, snaps to the tile grid and fixes winding; `ST_AsMVT` writes spec 2.1
+//! protobuf). Every replica builds the same snapshots from the source of
+//! truth, so replicas still serve identical bytes.
 
 pub mod circle_layer;
 pub mod computed;
@@ -28,6 +31,7 @@ pub mod gap_layer;
 pub mod generalise;
 pub mod layers;
 pub mod mvt;
+pub mod stored;
 pub mod tilejson;
 
 pub use circle_layer::{fetch_circle_inputs, CircleInputs, CircleSnapshot};
@@ -38,6 +42,7 @@ pub use encode::{
 };
 pub use gap_layer::{fetch_gap_inputs, GapInputs, GapSnapshot};
 pub use generalise::{GeneralisedPolygons, SnapshotError, GENERALISED_LAYERS};
+pub use stored::{StoredLayers, STORED_LAYERS};
 pub use layers::{find_any_layer, find_layer, Drawing, LayerDef, INTERNAL_LAYERS, LAYERS};
 pub use tilejson::tilejson_for;
 

@@ -1,6 +1,7 @@
-//! A Mapbox Vector Tile 2.1 writer for polygon and point layers with string attributes:
-//! the protobuf wire format written by hand (varints, zigzag deltas, packed
-//! fields), which is all the in-process layers need.
+//! A Mapbox Vector Tile 2.1 writer for point, line and polygon layers with
+//! string and integer attributes: the protobuf wire format written by hand
+//! (varints, zigzag deltas, packed fields), which is all the in-process layers
+//! need.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,8 @@ const LINE_TO: u32 = 2;
 const CLOSE_PATH: u32 = 7;
 /// `GeomType.POINT`.
 const POINT: u64 = 1;
+/// `GeomType.LINESTRING`.
+const LINESTRING: u64 = 2;
 /// `GeomType.POLYGON`.
 const POLYGON: u64 = 3;
 
@@ -59,6 +62,91 @@ fn zigzag(value: i32) -> u32 {
     encoded
 }
 
+/// An attribute value. Integers are written as `ST_AsMVT` writes them:
+/// `uint_value` when not negative, `sint_value` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Value<'a> {
+    Text(&'a str),
+    Integer(i64),
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(text: &'a str) -> Self {
+        Value::Text(text)
+    }
+}
+
+/// An owned [`Value`], interned per layer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum OwnedValue {
+    Text(String),
+    Integer(i64),
+}
+
+impl OwnedValue {
+    fn of(value: Value<'_>) -> Self {
+        match value {
+            Value::Text(text) => OwnedValue::Text(text.to_owned()),
+            Value::Integer(number) => OwnedValue::Integer(number),
+        }
+    }
+
+    /// The `Value` message (spec 4.1): string_value = 1, uint_value = 5,
+    /// sint_value = 6.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            OwnedValue::Text(text) => put_bytes(out, 1, text.as_bytes()),
+            OwnedValue::Integer(number) => {
+                if let Ok(unsigned) = u64::try_from(*number) {
+                    put_key(out, 5, VARINT);
+                    put_varint(out, unsigned);
+                } else {
+                    put_key(out, 6, VARINT);
+                    #[expect(clippy::cast_sign_loss, reason = "zigzag encoding")]
+                    put_varint(out, ((number << 1) ^ (number >> 63)) as u64);
+                }
+            }
+        }
+    }
+}
+
+/// The geometry commands of one line feature (one or more line strings).
+#[derive(Debug, Default)]
+pub struct LineGeometry {
+    commands: Vec<u32>,
+    cursor: [i32; 2],
+}
+
+impl LineGeometry {
+    /// Appends one line string of at least two distinct consecutive vertices
+    /// in tile units.
+    pub fn push_line(&mut self, line: &[[i32; 2]]) {
+        let Some((first, rest)) = line.split_first() else {
+            return;
+        };
+        if rest.is_empty() {
+            return;
+        }
+        self.commands.push(command(MOVE_TO, 1));
+        push_delta(&mut self.commands, &mut self.cursor, *first);
+        self.commands.push(command(LINE_TO, rest.len()));
+        for point in rest {
+            push_delta(&mut self.commands, &mut self.cursor, *point);
+        }
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+fn push_delta(commands: &mut Vec<u32>, cursor: &mut [i32; 2], [x, y]: [i32; 2]) {
+    commands.push(zigzag(x - cursor[0]));
+    commands.push(zigzag(y - cursor[1]));
+    *cursor = [x, y];
+}
+
 /// The geometry commands of one polygon feature, built ring by ring.
 #[derive(Debug, Default)]
 pub struct PolygonGeometry {
@@ -84,10 +172,8 @@ impl PolygonGeometry {
         self.commands.push(command(CLOSE_PATH, 1));
     }
 
-    fn push_point(&mut self, [x, y]: [i32; 2]) {
-        self.commands.push(zigzag(x - self.cursor[0]));
-        self.commands.push(zigzag(y - self.cursor[1]));
-        self.cursor = [x, y];
+    fn push_point(&mut self, point: [i32; 2]) {
+        push_delta(&mut self.commands, &mut self.cursor, point);
     }
 
     #[must_use]
@@ -104,8 +190,8 @@ pub struct LayerWriter {
     features: Vec<u8>,
     keys: Vec<String>,
     key_ids: HashMap<String, u32>,
-    values: Vec<String>,
-    value_ids: HashMap<String, u32>,
+    values: Vec<OwnedValue>,
+    value_ids: HashMap<OwnedValue, u32>,
 }
 
 impl LayerWriter {
@@ -122,21 +208,33 @@ impl LayerWriter {
         }
     }
 
-    fn intern(list: &mut Vec<String>, ids: &mut HashMap<String, u32>, text: &str) -> u32 {
-        if let Some(id) = ids.get(text) {
+    fn intern_key(&mut self, key: &str) -> u32 {
+        if let Some(id) = self.key_ids.get(key) {
             return *id;
         }
         #[expect(clippy::cast_possible_truncation, reason = "attributes of one tile")]
-        let id = list.len() as u32;
-        list.push(text.to_owned());
-        ids.insert(text.to_owned(), id);
+        let id = self.keys.len() as u32;
+        self.keys.push(key.to_owned());
+        self.key_ids.insert(key.to_owned(), id);
         id
     }
 
-    /// Adds a polygon feature with string attributes `(key, value)`.
-    pub fn add_polygon<'a>(
+    fn intern_value(&mut self, value: Value<'_>) -> u32 {
+        let owned = OwnedValue::of(value);
+        if let Some(id) = self.value_ids.get(&owned) {
+            return *id;
+        }
+        #[expect(clippy::cast_possible_truncation, reason = "attributes of one tile")]
+        let id = self.values.len() as u32;
+        self.values.push(owned.clone());
+        self.value_ids.insert(owned, id);
+        id
+    }
+
+    /// Adds a polygon feature with attributes `(key, value)`.
+    pub fn add_polygon<'a, V: Into<Value<'a>>>(
         &mut self,
-        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        attributes: impl IntoIterator<Item = (&'a str, V)>,
         geometry: &PolygonGeometry,
     ) {
         if geometry.is_empty() {
@@ -145,26 +243,38 @@ impl LayerWriter {
         self.add_feature(attributes, POLYGON, &geometry.commands);
     }
 
-    /// Adds a point feature (tile units) with string attributes `(key, value)`.
-    pub fn add_point<'a>(
+    /// Adds a line feature with attributes `(key, value)`.
+    pub fn add_line<'a, V: Into<Value<'a>>>(
         &mut self,
-        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        attributes: impl IntoIterator<Item = (&'a str, V)>,
+        geometry: &LineGeometry,
+    ) {
+        if geometry.is_empty() {
+            return;
+        }
+        self.add_feature(attributes, LINESTRING, &geometry.commands);
+    }
+
+    /// Adds a point feature (tile units) with attributes `(key, value)`.
+    pub fn add_point<'a, V: Into<Value<'a>>>(
+        &mut self,
+        attributes: impl IntoIterator<Item = (&'a str, V)>,
         [x, y]: [i32; 2],
     ) {
         let commands = [command(MOVE_TO, 1), zigzag(x), zigzag(y)];
         self.add_feature(attributes, POINT, &commands);
     }
 
-    fn add_feature<'a>(
+    fn add_feature<'a, V: Into<Value<'a>>>(
         &mut self,
-        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        attributes: impl IntoIterator<Item = (&'a str, V)>,
         geometry_type: u64,
         commands: &[u32],
     ) {
         let mut tags = Vec::new();
         for (key, value) in attributes {
-            tags.push(Self::intern(&mut self.keys, &mut self.key_ids, key));
-            tags.push(Self::intern(&mut self.values, &mut self.value_ids, value));
+            tags.push(self.intern_key(key));
+            tags.push(self.intern_value(value.into()));
         }
         let mut feature = Vec::with_capacity(commands.len() * 2 + tags.len() + 8);
         if !tags.is_empty() {
@@ -191,9 +301,10 @@ impl LayerWriter {
         for key in &self.keys {
             put_bytes(&mut layer, 3, key.as_bytes());
         }
+        let mut message = Vec::new();
         for value in &self.values {
-            let mut message = Vec::with_capacity(value.len() + 2);
-            put_bytes(&mut message, 1, value.as_bytes());
+            message.clear();
+            value.write(&mut message);
             put_bytes(&mut layer, 4, &message);
         }
         put_key(&mut layer, 5, VARINT);
@@ -231,6 +342,24 @@ mod tests {
         writer.add_point([("kind", "gap")], [25, 17]);
         let tile = writer.finish();
         assert!(tile.windows(4).any(|window| window == [0x22, 3, 9, 50]));
+    }
+
+    #[test]
+    fn the_spec_example_line_encodes_as_the_spec_says() {
+        // MVT spec 4.3.5.2: (2,2) (2,10) (10,10).
+        let mut geometry = LineGeometry::default();
+        geometry.push_line(&[[2, 2], [2, 10], [10, 10]]);
+        assert_eq!(geometry.commands, [9, 4, 4, 18, 0, 16, 16, 0]);
+    }
+
+    #[test]
+    fn integers_are_unsigned_or_zigzag_signed_values() {
+        let mut out = Vec::new();
+        OwnedValue::Integer(6).write(&mut out);
+        assert_eq!(out, [5 << 3, 6]);
+        out.clear();
+        OwnedValue::Integer(-1).write(&mut out);
+        assert_eq!(out, [6 << 3, 1]);
     }
 
     #[test]
