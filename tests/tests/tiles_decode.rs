@@ -172,3 +172,69 @@ async fn tiles_are_gzipped_on_request_and_revalidated_by_etag() {
     let (status, _, _) = fetch(vec![("if-none-match", "\"0000000000000000\"".to_owned())]).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Spec 2.1 rings have no self-intersection or self-tangency: every polygon
+/// of the polygon layers, decoded by GDAL, is valid by GEOS, including those
+/// cut by the tile edge (where clipping alone would leave a ring running
+/// along the edge and back).
+#[tokio::test]
+async fn polygons_in_tiles_are_valid() {
+    let state = gridmap_e2e::demo_state().await;
+    let pool = state.pool.clone();
+    let app = gridmap_server::app(state, None);
+    let (lon, lat): (f64, f64) = sqlx::query_as(
+        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Union(geom)) c FROM grids) x",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let scratch = scratch_dir().join("valid");
+    let layers = [
+        "districts",
+        "streets",
+        "communities",
+        "grids",
+        "grid_units",
+        "buildings",
+    ];
+    let mut checked = 0;
+    for z in 10_u8..=15 {
+        let centre = TileCoord::containing(lon, lat, z);
+        for dx in 0..2 {
+            for dy in 0..2 {
+                let tile = TileCoord::new(u32::from(z), centre.x + dx, centre.y + dy).unwrap();
+                let uri = format!(
+                    "/tiles/{}/{}/{}/{}",
+                    layers.join(","),
+                    tile.z,
+                    tile.x,
+                    tile.y
+                );
+                let (status, bytes) = gridmap_e2e::send(app.clone(), &uri).await;
+                assert_eq!(status, StatusCode::OK, "{uri}");
+                let Some(dataset) =
+                    gridmap_e2e::open_tile_with_gdal(&scratch, "valid", tile, &bytes)
+                else {
+                    continue;
+                };
+                for name in layers {
+                    let Ok(mut layer) = dataset.layer_by_name(name) else {
+                        continue;
+                    };
+                    for feature in layer.features() {
+                        let geometry = feature.geometry().unwrap();
+                        assert!(
+                            geometry.is_valid(),
+                            "{uri}: {name} feature {:?} is not valid: {}",
+                            feature.fid(),
+                            geometry.wkt().unwrap_or_default()
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    assert!(checked > 1_000, "only {checked} polygons checked");
+}

@@ -490,6 +490,7 @@ impl GeneralisedPolygons {
         for feature in held.meeting(query) {
             let mut geometry = PolygonGeometry::default();
             for rings in &feature.polygons {
+                let mut polygon = TilePolygon::default();
                 for (i, ring) in rings.iter().enumerate() {
                     let exterior = i == 0;
                     ring_points.clear();
@@ -506,14 +507,11 @@ impl GeneralisedPolygons {
                                 .extend(ids.iter().map(|&v| to_tile(self.vertices[v as usize])));
                         }
                     }
-                    let Some(snapped) = clip_and_snap(&ring_points) else {
-                        if exterior {
-                            break;
-                        }
-                        continue;
-                    };
-                    geometry.push_ring(&orient(snapped, exterior));
+                    if !polygon.push_ring(&ring_points, exterior) {
+                        break;
+                    }
                 }
+                polygon.write(&mut geometry);
             }
             if geometry.is_empty() {
                 continue;
@@ -698,9 +696,10 @@ pub(crate) const CLIP_MIN: f64 = -(BUFFER as f64);
 pub(crate) const CLIP_MAX: f64 = (EXTENT + BUFFER) as f64;
 
 /// Clips a ring (tile units, not closed) to the buffered tile with
-/// Sutherland–Hodgman, snaps it to integers and drops repeated points;
-/// `None` when fewer than three points or no area remain.
-pub(crate) fn clip_and_snap(ring: &[[f64; 2]]) -> Option<Vec<[i32; 2]>> {
+/// Sutherland–Hodgman, snaps it to integers and drops repeated points, and
+/// says whether it was cut; `None` when fewer than three points or no area
+/// remain.
+pub(crate) fn clip_and_snap(ring: &[[f64; 2]]) -> Option<(Vec<[i32; 2]>, bool)> {
     let inside_all = ring
         .iter()
         .all(|[x, y]| (CLIP_MIN..=CLIP_MAX).contains(x) && (CLIP_MIN..=CLIP_MAX).contains(y));
@@ -738,7 +737,81 @@ pub(crate) fn clip_and_snap(ring: &[[f64; 2]]) -> Option<Vec<[i32; 2]>> {
     while snapped.len() > 1 && snapped.first() == snapped.last() {
         snapped.pop();
     }
-    (snapped.len() >= 3 && twice_area(&snapped) != 0).then_some(snapped)
+    (snapped.len() >= 3 && twice_area(&snapped) != 0).then_some((snapped, !inside_all))
+}
+
+/// One polygon's rings in tile units on their way into a feature: clipped
+/// to the buffered tile and snapped, then written valid.
+///
+/// Spec 2.1 asks for rings without self-intersection or self-tangency (what
+/// `ST_AsMVTGeom` gets from GEOS MakeValid), and three steps can break that:
+/// Sutherland–Hodgman keeps a concave ring in one piece, so where a ring
+/// leaves the tile and comes back it runs along the tile edge and back;
+/// Douglas–Peucker can fold a simplified ring over itself; snapping can make
+/// a thin ring touch itself. Every polygon therefore goes through i_overlay
+/// on the integer grid (even-odd fill, OGC-valid output, every input vertex
+/// kept, so an edge shared with a neighbour stays shared). A single ring that
+/// is already simple takes i_overlay's fast path and comes back unchanged.
+#[derive(Debug, Default)]
+pub(crate) struct TilePolygon {
+    rings: Vec<Vec<[i32; 2]>>,
+}
+
+impl TilePolygon {
+    /// Clips and snaps `ring` (tile units, not closed; the exterior first).
+    /// Returns `false` when an exterior ring leaves nothing: the polygon
+    /// then has no area in the tile and its holes are not needed.
+    pub(crate) fn push_ring(&mut self, ring: &[[f64; 2]], exterior: bool) -> bool {
+        match clip_and_snap(ring) {
+            Some((snapped, _)) => {
+                self.rings.push(snapped);
+                true
+            }
+            None => !exterior,
+        }
+    }
+
+    /// Writes the polygon's rings, valid and wound as spec 2.1 asks.
+    pub(crate) fn write(self, geometry: &mut PolygonGeometry) {
+        for ring in self.into_rings() {
+            geometry.push_ring(&ring);
+        }
+    }
+
+    /// The rings to write: per output polygon its exterior (positive area)
+    /// then its holes (negative).
+    fn into_rings(self) -> Vec<Vec<[i32; 2]>> {
+        use i_overlay::core::fill_rule::FillRule;
+        use i_overlay::core::overlay::IntOverlayOptions;
+        use i_overlay::core::simplify::Simplify as _;
+        use i_overlay::i_float::int::point::IntPoint;
+        let contours: Vec<Vec<IntPoint>> = self
+            .rings
+            .iter()
+            .map(|ring| ring.iter().map(|&[x, y]| IntPoint::new(x, y)).collect())
+            .collect();
+        let options = IntOverlayOptions {
+            preserve_input_collinear: true,
+            preserve_output_collinear: true,
+            ogc: true,
+            ..IntOverlayOptions::default()
+        };
+        let shapes = match contours.as_slice() {
+            [] => return Vec::new(),
+            [single] => single.simplify(FillRule::EvenOdd, options),
+            several => several.simplify(FillRule::EvenOdd, options),
+        };
+        let mut rings = Vec::new();
+        for shape in shapes {
+            for (i, contour) in shape.into_iter().enumerate() {
+                let ring: Vec<[i32; 2]> = contour.iter().map(|point| [point.x, point.y]).collect();
+                if ring.len() >= 3 {
+                    rings.push(orient(ring, i == 0));
+                }
+            }
+        }
+        rings
+    }
 }
 
 /// Twice the signed area by the surveyor's formula, in tile coordinates (y
@@ -863,13 +936,49 @@ mod tests {
             [200.0, 200.0],
             [-100.0, 200.0],
         ];
-        let clipped = clip_and_snap(&ring).unwrap();
+        let (clipped, cut) = clip_and_snap(&ring).unwrap();
+        assert!(cut);
         assert!(clipped.iter().all(|p| p[0] >= -64 && p[1] >= -64));
         assert!(twice_area(&orient(clipped.clone(), true)) > 0);
         assert!(twice_area(&orient(clipped, false)) < 0);
         assert!(clip_and_snap(&[[5000.0, 5000.0], [5100.0, 5000.0], [5100.0, 5100.0]]).is_none());
         // A sliver under half a unit wide snaps to nothing.
         assert!(clip_and_snap(&[[10.0, 10.0], [500.0, 10.2], [10.0, 10.3]]).is_none());
+    }
+
+    #[test]
+    fn a_concave_ring_cut_by_the_tile_edge_becomes_separate_rings() {
+        // A U opening upwards (y down) whose base lies below the buffered
+        // tile: clipping alone joins the two arms by a zero-width bridge
+        // along the tile edge.
+        let u = [
+            [0.0, 3000.0],
+            [300.0, 3000.0],
+            [300.0, 4500.0],
+            [700.0, 4500.0],
+            [700.0, 3000.0],
+            [1000.0, 3000.0],
+            [1000.0, 5000.0],
+            [0.0, 5000.0],
+        ];
+        let (bridged, cut) = clip_and_snap(&u).unwrap();
+        assert!(cut);
+        assert_eq!(bridged.len(), 8, "{bridged:?}");
+        let mut polygon = TilePolygon::default();
+        assert!(polygon.push_ring(&u, true));
+        let rings = polygon.into_rings();
+        assert_eq!(rings.len(), 2, "{rings:?}");
+        for ring in &rings {
+            // Each arm: 300 wide, from y 3000 to the buffer edge at 4160.
+            assert_eq!(twice_area(ring), 2 * 300 * 1160, "{ring:?}");
+        }
+        // A ring wholly inside the tile is written as it is, wound.
+        let mut inside = TilePolygon::default();
+        assert!(inside.push_ring(&[[0.0, 0.0], [0.0, 10.0], [10.0, 10.0], [10.0, 0.0]], true));
+        assert_eq!(
+            inside.into_rings(),
+            vec![vec![[10, 0], [10, 10], [0, 10], [0, 0]]]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! 2.1 asks. Features are written in primary-key order, so every replica
 //! draws the same bytes.
 
-use crate::generalise::{clip_and_snap, orient, SnapshotError, TileFrame, CLIP_MAX, CLIP_MIN};
+use crate::generalise::{SnapshotError, TileFrame, TilePolygon, CLIP_MAX, CLIP_MIN};
 use crate::mvt::{LayerWriter, LineGeometry, PolygonGeometry, Value};
 use crate::{find_layer, LayerDef, TileCoord, EXTENT};
 use rstar::primitives::{GeomWithData, Rectangle};
@@ -338,18 +338,15 @@ impl StoredLayer {
                     let mut geometry = PolygonGeometry::default();
                     let mut ring_points: Vec<[f64; 2]> = Vec::new();
                     for rings in polygons {
+                        let mut polygon = TilePolygon::default();
                         for (i, ring) in rings.iter().enumerate() {
-                            let exterior = i == 0;
                             ring_points.clear();
                             ring_points.extend(ring.iter().map(|&point| frame.to_tile(point)));
-                            let Some(snapped) = clip_and_snap(&ring_points) else {
-                                if exterior {
-                                    break;
-                                }
-                                continue;
-                            };
-                            geometry.push_ring(&orient(snapped, exterior));
+                            if !polygon.push_ring(&ring_points, i == 0) {
+                                break;
+                            }
                         }
+                        polygon.write(&mut geometry);
                     }
                     writer.add_polygon(attributes(), &geometry);
                 }
