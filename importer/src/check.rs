@@ -3,7 +3,7 @@
 
 use gridmap_model::{AdminCode, CodeError};
 
-use crate::fields::{split_list, FieldSpec, LayerSpec, ValueKind};
+use crate::fields::{normalise_phone, split_list, FieldSpec, LayerSpec, ValueKind};
 use crate::problem::{Problem, Problems};
 use crate::read::RawFeature;
 use crate::report::FieldUse;
@@ -58,6 +58,9 @@ pub(crate) struct StagedLayer {
     pub stage: String,
     /// Source fields not imported because they identify a person.
     pub dropped_personal: Vec<String>,
+    /// The `--mapping` file applying to this layer: its value translations
+    /// are applied before the checks (its constants are in `fields`).
+    pub mapping: Option<crate::Mapping>,
 }
 
 impl StagedLayer {
@@ -93,7 +96,20 @@ pub(crate) fn check_feature(
 ) -> Row {
     let mut values = Vec::with_capacity(feature.values.len());
     for (index, (spec, text)) in layer.spec.fields.iter().zip(feature.values).enumerate() {
-        let value = match convert(spec, text.as_deref(), layer.fields[index].source.is_some()) {
+        let used = &layer.fields[index];
+        let text = match (&used.constant, &layer.mapping) {
+            (Some(constant), _) => Some(constant.as_str()),
+            (None, Some(mapping)) => text.as_deref().map(|text| {
+                mapping
+                    .values
+                    .get(spec.column)
+                    .and_then(|table| table.get(text))
+                    .map_or(text, String::as_str)
+            }),
+            (None, None) => text.as_deref(),
+        };
+        let present = used.source.is_some() || used.constant.is_some();
+        let value = match convert(spec, text, present) {
             Ok(value) => value,
             Err(reason) => {
                 problems.push(
@@ -113,6 +129,12 @@ pub(crate) fn check_feature(
         values,
         wkb: feature.wkb,
     }
+}
+
+/// Checks `text` as a value of the column `spec`, as a feature's value would
+/// be: for the constants and value translations of a mapping file.
+pub(crate) fn check_value(spec: &FieldSpec, text: &str) -> Result<(), String> {
+    convert(spec, Some(text), true).map(|_| ())
 }
 
 /// Converts one field's text. `present` tells whether the layer has the field
@@ -154,6 +176,7 @@ fn convert(spec: &FieldSpec, text: Option<&str>, present: bool) -> Result<Value,
                 )
             }),
         ValueKind::List => Ok(Value::List(split_list(text))),
+        ValueKind::Phone => normalise_phone(text).map(Value::Text),
         ValueKind::Time => parse_time(text).map(Value::Time).map_err(|why| {
             format!(
                 "{} {text:?} is not a date and time ({why}); write 2026-10-05 08:30:00 \

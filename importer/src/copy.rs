@@ -50,14 +50,13 @@ pub(crate) async fn create_stage(
 ) -> Result<(), ImportError> {
     let table = layer.spec.entity.table();
     let stage = &layer.stage;
-    let columns: Vec<&str> = layer.spec.fields.iter().map(|field| field.column).collect();
+    let columns = stored_columns(layer.spec).join(", ");
     let statements = [
         format!("DROP TABLE IF EXISTS pg_temp.{stage}"),
         format!(
             "CREATE TEMP TABLE {stage} ON COMMIT DROP AS \
-             SELECT 0::bigint AS feature, {columns}, geom, false AS rejected \
-             FROM {table} WITH NO DATA",
-            columns = columns.join(", ")
+             SELECT 0::bigint AS feature, {columns}, false AS rejected \
+             FROM {table} WITH NO DATA"
         ),
         format!("ALTER TABLE {stage} ALTER COLUMN rejected SET DEFAULT false"),
     ];
@@ -73,6 +72,17 @@ pub(crate) async fn create_stage(
     Ok(())
 }
 
+/// The columns a layer writes: the spec's, then `geom` unless the layer has
+/// no geometry.
+pub(crate) fn stored_columns(spec: &LayerSpec) -> Vec<&'static str> {
+    let geometry = (spec.geometry != GeometryKind::None).then_some("geom");
+    spec.fields
+        .iter()
+        .map(|field| field.column)
+        .chain(geometry)
+        .collect()
+}
+
 /// Converts and checks the features arriving from the reader and streams
 /// them with binary COPY into `layer`'s staging table; returns the features
 /// staged. Only one chunk of encoded rows and the reader's few batches in
@@ -84,10 +94,9 @@ pub(crate) async fn stage_rows(
     problems: &mut Problems,
 ) -> Result<u64, ImportError> {
     let stage = &layer.stage;
-    let columns: Vec<&str> = layer.spec.fields.iter().map(|field| field.column).collect();
     let statement = format!(
-        "COPY {stage} (feature, {}, geom) FROM STDIN (FORMAT binary)",
-        columns.join(", ")
+        "COPY {stage} (feature, {}) FROM STDIN (FORMAT binary)",
+        stored_columns(layer.spec).join(", ")
     );
     let mut copy = connection
         .copy_in_raw(&statement)
@@ -151,11 +160,10 @@ pub(crate) async fn write_layer(
     let sql = if upsert {
         upsert_from_stage_sql(layer.spec, &layer.stage)
     } else {
-        let columns: Vec<&str> = layer.spec.fields.iter().map(|field| field.column).collect();
         format!(
-            "INSERT INTO {table} ({columns}, geom) SELECT {columns}, geom FROM {stage} \
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} \
              WHERE NOT rejected",
-            columns = columns.join(", "),
+            columns = stored_columns(layer.spec).join(", "),
             stage = layer.stage
         )
     };
@@ -172,16 +180,17 @@ pub(crate) async fn write_layer(
 /// Moves the staged rows into the target: new codes are inserted, stored
 /// codes updated where a value differs. The `WHERE … IS DISTINCT FROM` leaves
 /// identical rows untouched, so a re-run writes nothing, fires no change
-/// notification for them, and reports 0 rows.
+/// notification for them, and reports 0 rows. A scoped key (a worker's grid
+/// and name) matches on both columns, which a unique constraint covers.
 pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec, stage: &str) -> String {
     let table = spec.entity.table();
-    let key = spec.key.unwrap_or("code");
-    let all: Vec<&str> = spec.fields.iter().map(|field| field.column).collect();
+    let key = spec.key_columns();
+    let key = if key.is_empty() { vec!["code"] } else { key };
+    let all = stored_columns(spec);
     let updated: Vec<&str> = all
         .iter()
         .copied()
-        .filter(|column| *column != key)
-        .chain(std::iter::once("geom"))
+        .filter(|column| !key.contains(column))
         .collect();
     let set: Vec<String> = updated
         .iter()
@@ -196,8 +205,9 @@ pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec, stage: &str) -> String {
         .map(|column| format!("EXCLUDED.{column}"))
         .collect();
     format!(
-        "INSERT INTO {table} ({columns}, geom) SELECT {columns}, geom FROM {stage} \
+        "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} \
          WHERE NOT rejected ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({stored}) IS DISTINCT FROM ({excluded})",
+        key = key.join(", "),
         columns = all.join(", "),
         set = set.join(", "),
         stored = stored.join(", "),
@@ -208,7 +218,9 @@ pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec, stage: &str) -> String {
 /// Appends one tuple: the field count, then each field as length and bytes
 /// (length -1 for NULL).
 fn encode_row(buffer: &mut Vec<u8>, spec: &LayerSpec, row: &Row) -> Result<(), String> {
-    let count = i16::try_from(spec.fields.len() + 2).map_err(|_| "too many columns")?;
+    let has_geometry = spec.geometry != GeometryKind::None;
+    let count = i16::try_from(spec.fields.len() + 1 + usize::from(has_geometry))
+        .map_err(|_| "too many columns")?;
     buffer.extend_from_slice(&count.to_be_bytes());
     let feature = i64::try_from(row.feature).map_err(|_| "feature number too large")?;
     put_field(buffer, &feature.to_be_bytes());
@@ -228,6 +240,9 @@ fn encode_row(buffer: &mut Vec<u8>, spec: &LayerSpec, row: &Row) -> Result<(), S
             (_, Value::Text(text)) => put_field(buffer, text.as_bytes()),
             _ => buffer.extend_from_slice(&(-1i32).to_be_bytes()),
         }
+    }
+    if !has_geometry {
+        return Ok(());
     }
     // A geometry that failed a check while reading is staged as NULL.
     let Some(wkb) = row.wkb.as_deref() else {
@@ -353,6 +368,36 @@ mod tests {
         let mut empty = Vec::new();
         encode_text_array(&mut empty, &[]).unwrap();
         assert_eq!(empty.len(), 16);
+    }
+
+    #[test]
+    fn grid_workers_match_on_grid_and_name_and_have_no_geometry() {
+        let spec = LayerSpec::of(Entity::GridWorkers);
+        let sql = upsert_from_stage_sql(spec, "stage");
+        assert_eq!(
+            sql,
+            "INSERT INTO grid_workers (grid_code, name, phone, role, staff_id) \
+             SELECT grid_code, name, phone, role, staff_id FROM stage WHERE NOT rejected \
+             ON CONFLICT (grid_code, name) DO UPDATE SET phone = EXCLUDED.phone, \
+             role = EXCLUDED.role, staff_id = EXCLUDED.staff_id \
+             WHERE (grid_workers.phone, grid_workers.role, grid_workers.staff_id) \
+             IS DISTINCT FROM (EXCLUDED.phone, EXCLUDED.role, EXCLUDED.staff_id)"
+        );
+        let row = Row {
+            feature: 3,
+            values: vec![
+                Value::Text("370681001001001".into()),
+                Value::Text("张三".into()),
+                Value::Null,
+                Value::Text("full_time".into()),
+                Value::Null,
+            ],
+            wkb: None,
+        };
+        let mut buffer = Vec::new();
+        encode_row(&mut buffer, spec, &row).unwrap();
+        // Six fields: the feature number and the five columns, no geometry.
+        assert_eq!(&buffer[..2], &6i16.to_be_bytes());
     }
 
     #[test]

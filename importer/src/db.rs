@@ -94,10 +94,11 @@ async fn check_duplicates(
     entity: Entity,
     problems: &mut Problems,
 ) -> Result<(), ImportError> {
-    let Some(key) = LayerSpec::of(entity).key else {
+    let spec = LayerSpec::of(entity);
+    let (Some(key), Some(key_sql)) = (spec.key, spec.key_sql("")) else {
         return Ok(());
     };
-    let Some(all) = stages_of(layers, entity, &format!("feature, {key} AS code")) else {
+    let Some(all) = stages_of(layers, entity, &format!("feature, {key_sql} AS code")) else {
         return Ok(());
     };
     // Grouping first keeps the window (a sort) to the few duplicated codes.
@@ -161,11 +162,12 @@ pub(crate) async fn delete_missing(
     let table = entity.table();
     let spec = LayerSpec::of(entity);
     let condition = match spec
-        .key
+        .key_sql("")
         .and_then(|key| stages_of(layers, entity, &format!("{key} AS code, rejected")))
     {
         Some(kept) => format!(
-            "WHERE NOT EXISTS (SELECT 1 FROM ({kept}) k WHERE NOT k.rejected AND k.code = {table}.code)"
+            "WHERE NOT EXISTS (SELECT 1 FROM ({kept}) k WHERE NOT k.rejected AND k.code = {})",
+            spec.key_sql(&format!("{table}.")).unwrap_or_default()
         ),
         // Roads have no code: a replace empties the table.
         None => String::new(),
@@ -227,13 +229,17 @@ async fn check_existing(
     layer: &StagedLayer,
     problems: &mut Problems,
 ) -> Result<(), ImportError> {
-    let Some(key) = layer.spec.key else {
+    let (Some(key), Some(stored), Some(staged)) = (
+        layer.spec.key,
+        layer.spec.key_sql("t."),
+        layer.spec.key_sql("s."),
+    ) else {
         return Ok(());
     };
     let key_index = layer.spec.field_index(key);
     let table = layer.spec.entity.table();
     let sql = format!(
-        "SELECT s.feature, s.{key} FROM {stage} s JOIN {table} t ON t.{key} = s.{key} \
+        "SELECT s.feature, {staged} FROM {stage} s JOIN {table} t ON {stored} = {staged} \
          ORDER BY s.feature",
         stage = layer.stage
     );
@@ -323,7 +329,10 @@ async fn check_geometry(
     problems: &mut Problems,
     repaired: &mut Vec<Problem>,
 ) -> Result<(), ImportError> {
-    if layer.spec.geometry == GeometryKind::Point {
+    if matches!(
+        layer.spec.geometry,
+        GeometryKind::Point | GeometryKind::None
+    ) {
         // Points are valid once their coordinates passed the extent check.
         return Ok(());
     }

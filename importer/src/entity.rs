@@ -26,6 +26,9 @@ pub enum Entity {
     DepartmentGrids,
     /// Rider activity reports: points with a time, no rider identity.
     RiderReports,
+    /// The people who staff each grid (网格员, 网格长): a roster without
+    /// geometry, personal data.
+    GridWorkers,
 }
 
 /// A name that is none of the entities.
@@ -39,7 +42,8 @@ impl Entity {
     /// Every layer of the map, in dependency order. Rider reports
     /// ([`Entity::RiderReports`]) are activity records rather than a layer of
     /// the map: they refer to nothing, nothing refers to them, and they are
-    /// not listed here.
+    /// not listed here; nor are grid workers ([`Entity::GridWorkers`]), a
+    /// roster of people without geometry.
     pub const ALL: [Entity; 10] = [
         Entity::Districts,
         Entity::Streets,
@@ -54,7 +58,7 @@ impl Entity {
     ];
 
     const NAMES: &'static str =
-        "districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads, department_grids, rider_reports";
+        "districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads, department_grids, rider_reports, grid_workers";
 
     /// The entity's name, which is also its table's name.
     #[must_use]
@@ -71,6 +75,7 @@ impl Entity {
             Entity::Roads => "roads",
             Entity::DepartmentGrids => "department_grids",
             Entity::RiderReports => "rider_reports",
+            Entity::GridWorkers => "grid_workers",
         }
     }
 
@@ -95,7 +100,8 @@ impl Entity {
             | Entity::Stations
             | Entity::Roads
             | Entity::DepartmentGrids
-            | Entity::RiderReports => None,
+            | Entity::RiderReports
+            | Entity::GridWorkers => None,
         }
     }
 
@@ -130,6 +136,8 @@ impl Entity {
             "rider_reports" | "rider_report" | "骑手上报" | "骑手活动" => {
                 Entity::RiderReports
             }
+            "grid_workers" | "grid_worker" | "workers" | "网格员" | "网格员名单"
+            | "网格员花名册" => Entity::GridWorkers,
             _ => return None,
         };
         Some(entity)
@@ -166,9 +174,13 @@ mod tests {
 
     #[test]
     fn every_entity_parses_from_its_own_name() {
-        for entity in Entity::ALL.into_iter().chain([Entity::RiderReports]) {
+        for entity in Entity::ALL
+            .into_iter()
+            .chain([Entity::RiderReports, Entity::GridWorkers])
+        {
             assert_eq!(entity.as_str().parse::<Entity>(), Ok(entity));
         }
+        assert_eq!("网格员".parse::<Entity>(), Ok(Entity::GridWorkers));
     }
 
     #[test]

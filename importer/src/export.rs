@@ -38,6 +38,9 @@ pub const PERSONAL_COLUMNS: &[(Entity, &str)] = &[
     (Entity::Grids, "worker_phone"),
 ];
 
+/// Layers that are personal data as a whole: exported only on request.
+pub const PERSONAL_LAYERS: &[Entity] = &[Entity::GridWorkers];
+
 /// A file format the exporter writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -137,6 +140,10 @@ pub enum ExportError {
     Exists { path: PathBuf },
     #[error("converting a geometry to {crs}: {reason}")]
     Geometry { crs: String, reason: String },
+    /// A layer made of personal data only (grid workers), asked for without
+    /// `include_personal`.
+    #[error("{entity} are personal data (names and phones); they are exported only with --include-personal")]
+    Personal { entity: Entity },
 }
 
 /// One exported column: the database expression and the field written.
@@ -154,6 +161,11 @@ pub async fn export(pool: &PgPool, options: &ExportOptions) -> Result<ExportRepo
     if options.out.exists() {
         return Err(ExportError::Exists {
             path: options.out.clone(),
+        });
+    }
+    if PERSONAL_LAYERS.contains(&options.entity) && !options.include_personal {
+        return Err(ExportError::Personal {
+            entity: options.entity,
         });
     }
     let spec = LayerSpec::of(options.entity);
@@ -175,6 +187,8 @@ pub async fn export(pool: &PgPool, options: &ExportOptions) -> Result<ExportRepo
         })
         .collect();
     let geometry = match options.crs {
+        // A roster has no geometry: NULL keeps the column positions.
+        _ if spec.geometry == GeometryKind::None => "NULL::bytea".to_owned(),
         Some(SourceCrs::Epsg(code)) if !matches!(code, 4490 | 4326) => {
             format!("ST_AsBinary(ST_Transform(geom, {code}))")
         }
@@ -188,7 +202,12 @@ pub async fn export(pool: &PgPool, options: &ExportOptions) -> Result<ExportRepo
             _ => format!("{}::text", column.spec.column),
         })
         .collect();
-    let order = spec.key.unwrap_or("id");
+    let key = spec.key_columns();
+    let order = if key.is_empty() {
+        "id".to_owned()
+    } else {
+        key.join(", ")
+    };
     let query = format!(
         "SELECT {}, {geometry} FROM {table} ORDER BY {order}",
         selected.join(", ")
@@ -243,9 +262,9 @@ pub async fn export(pool: &PgPool, options: &ExportOptions) -> Result<ExportRepo
                         .map(ExportValue::Text),
                 });
             }
-            let mut wkb: Vec<u8> = record.try_get(columns.len()).map_err(database)?;
-            if let Some(SourceCrs::Offset(crs)) = options.crs {
-                shift_wkb(&mut wkb, crs)?;
+            let mut wkb: Option<Vec<u8>> = record.try_get(columns.len()).map_err(database)?;
+            if let (Some(SourceCrs::Offset(crs)), Some(wkb)) = (options.crs, wkb.as_mut()) {
+                shift_wkb(wkb, crs)?;
             }
             batch.push(ExportRow { values, wkb });
         }
@@ -283,7 +302,8 @@ enum ExportValue {
 
 struct ExportRow {
     values: Vec<Option<ExportValue>>,
-    wkb: Vec<u8>,
+    /// `None` for a layer without geometry.
+    wkb: Option<Vec<u8>>,
 }
 
 /// Moves every coordinate from CGCS2000 into `crs`.
@@ -331,6 +351,7 @@ fn write_file(
         GeometryKind::Area => OGRwkbGeometryType::wkbMultiPolygon,
         GeometryKind::Point => OGRwkbGeometryType::wkbPoint,
         GeometryKind::Line => OGRwkbGeometryType::wkbLineString,
+        GeometryKind::None => OGRwkbGeometryType::wkbNone,
     };
     let name = match options.format {
         // A shapefile's layer is named after the file whatever is asked.
@@ -346,7 +367,7 @@ fn write_file(
         let layer = dataset
             .create_layer(LayerOptions {
                 name: &name,
-                srs: Some(&srs),
+                srs: (geometry_kind != GeometryKind::None).then_some(&srs),
                 ty: layer_type,
                 options: Some(&layer_options),
             })
@@ -398,7 +419,9 @@ fn write_features(
                     None => feature.set_field_null(index),
                 }?;
             }
-            feature.set_geometry(Geometry::from_wkb(&row.wkb)?)?;
+            if let Some(wkb) = &row.wkb {
+                feature.set_geometry(Geometry::from_wkb(wkb)?)?;
+            }
             feature.create(layer)?;
             written += 1;
         }

@@ -20,6 +20,9 @@ pub enum GeometryKind {
     Point,
     /// LineString (a MultiLineString of one part is taken).
     Line,
+    /// No geometry: a table of records such as a roster of grid workers; a
+    /// geometry in the source is ignored.
+    None,
 }
 
 /// How a field's text is checked and converted.
@@ -39,6 +42,11 @@ pub enum ValueKind {
     PositiveReal,
     /// A list joined by `、`, `,` or `，`.
     List,
+    /// A Chinese phone number: a mobile (`13800000000`, also written with
+    /// `+86`, spaces or dashes) or a landline with its area code
+    /// (`0535-8123456`, `(0535)8123456`, an extension after a second `-`),
+    /// stored as `13800000000` or `0535-8123456`.
+    Phone,
     /// A date and time, `2026-10-05 08:30:00`, `2026/10/05 08:30`,
     /// `2026年10月5日 8:30`, RFC 3339 (`2026-10-05T00:30:00Z`) or a date
     /// alone; without an offset it is China Standard Time (UTC+8), the time
@@ -55,6 +63,7 @@ pub enum Choice {
     CommunityKind,
     RoadClass,
     RiderReportKind,
+    WorkerRole,
 }
 
 impl Choice {
@@ -75,6 +84,7 @@ impl Choice {
             Choice::CommunityKind => lookup(value, "community kind", COMMUNITY_KINDS),
             Choice::RoadClass => lookup(value, "road class", ROAD_CLASSES),
             Choice::RiderReportKind => lookup(value, "rider report kind", RIDER_REPORT_KINDS),
+            Choice::WorkerRole => lookup(value, "grid worker post", WORKER_ROLES),
         }
     }
 }
@@ -130,6 +140,92 @@ const RIDER_REPORT_KINDS: &[(&str, &[&str])] = &[
     ("lead", &["线索", "随手拍", "隐患", "事件上报", "上报线索"]),
     ("other", &["其他", "其它"]),
 ];
+
+/// A grid worker's post: full-time grid worker (the 一网一员 of a grid), grid
+/// leader (often a community cadre over several grids), part-time worker.
+const WORKER_ROLES: &[(&str, &[&str])] = &[
+    (
+        "full_time",
+        &["专职网格员", "专职", "网格员", "专职网格管理员"],
+    ),
+    ("grid_leader", &["网格长", "网格组长", "网格负责人"]),
+    ("part_time", &["兼职网格员", "兼职", "网格信息员", "志愿者"]),
+];
+
+/// Normalises a Chinese phone number: a mobile becomes its 11 digits, a
+/// landline `AREA-NUMBER[-EXTENSION]`.
+///
+/// # Errors
+/// A sentence naming the value and the accepted forms.
+pub fn normalise_phone(value: &str) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "phone {value:?} is neither a mobile number (11 digits such as 13800000000) \
+             nor a landline with its area code (such as 0535-8123456)"
+        )
+    };
+    // Spreadsheets turn 13800000000 into 13800000000.0; full-width
+    // brackets and dashes come from Chinese input methods.
+    let text: String = value
+        .trim()
+        .trim_end_matches(".0")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '（' => '(',
+            '）' => ')',
+            '－' | '—' | '–' => '-',
+            other => other,
+        })
+        .collect();
+    let text = text
+        .strip_prefix("+86")
+        .or_else(|| text.strip_prefix("0086"))
+        .map_or(text.as_str(), |rest| rest.trim_start_matches('-'));
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '-' | '(' | ')'))
+    {
+        return Err(refuse());
+    }
+    let digits = if digits.len() == 13 && digits.starts_with("86") && !text.starts_with('0') {
+        digits[2..].to_owned()
+    } else {
+        digits
+    };
+    let mobile = digits.len() == 11
+        && digits.starts_with('1')
+        && matches!(digits.as_bytes()[1], b'3'..=b'9');
+    if mobile {
+        return Ok(digits);
+    }
+    // A landline: "(0535)8123456", "0535-8123456", "0535-8123456-201", or
+    // its digits alone ("05358123456"), where the area code cannot be told.
+    let bracketed = text.replace('(', "").replace(')', "-");
+    let parts: Vec<&str> = bracketed
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect();
+    let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    let area = |part: &str| part.starts_with('0') && (3..=4).contains(&part.len());
+    let number = |part: &str| !part.starts_with('0') && (7..=8).contains(&part.len());
+    if !parts.iter().all(|part| all_digits(part)) {
+        return Err(refuse());
+    }
+    match parts.as_slice() {
+        [whole] if whole.starts_with('0') && (10..=12).contains(&whole.len()) => {
+            Ok((*whole).to_owned())
+        }
+        [code, local] if area(code) && number(local) => Ok(format!("{code}-{local}")),
+        [code, local, extension]
+            if area(code) && number(local) && (1..=6).contains(&extension.len()) =>
+        {
+            Ok(format!("{code}-{local}-{extension}"))
+        }
+        _ => Err(refuse()),
+    }
+}
 
 fn lookup(
     value: &str,
@@ -213,6 +309,9 @@ pub struct LayerSpec {
     pub fields: &'static [FieldSpec],
     /// The column that identifies a row and must be unique; roads have none.
     pub key: Option<&'static str>,
+    /// The column within whose values `key` is unique, when it is unique only
+    /// there: a grid worker's name within the grid (`grid_code`).
+    pub key_scope: Option<&'static str>,
     /// Pairs (child column, parent column): the child's code must start with
     /// the parent's, as GB/T 30428.1-style codes nest.
     pub nesting: &'static [(&'static str, &'static str)],
@@ -296,12 +395,38 @@ impl LayerSpec {
                 .any(|fragment| lower.contains(fragment))
     }
 
+    /// The columns that together identify a row: the scope, then the key.
+    #[must_use]
+    pub fn key_columns(&self) -> Vec<&'static str> {
+        self.key_scope.into_iter().chain(self.key).collect()
+    }
+
+    /// The key as one text expression over columns prefixed with `prefix`
+    /// (`t.`): the key column, or scope and key joined by a space
+    /// (`370681001001001 张三`; a grid code holds no space, so the join is
+    /// unambiguous). `None` for a layer without key.
+    #[must_use]
+    pub fn key_sql(&self, prefix: &str) -> Option<String> {
+        let key = self.key?;
+        Some(match self.key_scope {
+            Some(scope) => format!("({prefix}{scope} || ' ' || {prefix}{key})"),
+            None => format!("{prefix}{key}"),
+        })
+    }
+
     /// The position of `column` in [`LayerSpec::fields`].
     #[must_use]
     pub fn field_index(&self, column: &str) -> Option<usize> {
         self.fields.iter().position(|field| field.column == column)
     }
 }
+
+/// A grid worker roster carries names and phones by design; only ID-card
+/// numbers (身份证号, SFZH) are never imported.
+const ID_CARD: Personal = Personal {
+    names: &["sfzh", "sfzhm", "zjhm", "sfz"],
+    fragments: &["身份证", "证件号", "idcard", "id_card", "id_no", "identity"],
+};
 
 use Choice as C;
 use Level as L;
@@ -333,6 +458,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("name", &["XZQMC", "行政区名称", "区县名称", "name"], V::Text).required(),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[],
         personal: Personal::NONE,
     },
@@ -345,6 +471,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("district_code", DISTRICT_CODE, V::Code(L::District)).required().references(Entity::Districts),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[("code", "district_code")],
         personal: Personal::NONE,
     },
@@ -358,6 +485,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("kind", &["SQLX", "社区类型", "kind"], V::Choice(C::CommunityKind)).default("urban"),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[("code", "street_code")],
         personal: Personal::NONE,
     },
@@ -374,6 +502,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("worker_phone", &["LXDH", "联系电话", "worker_phone"], V::Text),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[("code", "community_code")],
         personal: Personal::NONE,
     },
@@ -386,6 +515,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("grid_code", GRID_CODE, V::Code(L::Grid)).required().references(Entity::Grids),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[("code", "grid_code")],
         personal: Personal::NONE,
     },
@@ -401,6 +531,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("floors", &["CS", "层数", "floors"], V::Integer { min: 1 }),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[("code", "unit_code"), ("code", "grid_code"), ("unit_code", "grid_code")],
         personal: Personal::NONE,
     },
@@ -413,6 +544,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("building_code", BUILDING_CODE, V::Code(L::Building)).required().references(Entity::Buildings),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[],
         personal: Personal::NONE,
     },
@@ -430,6 +562,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("opening_hours", &["KFSJ", "开放时间", "opening_hours"], V::Text),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[("grid_code", "community_code")],
         personal: Personal::NONE,
     },
@@ -441,6 +574,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("class", &["DLDJ", "道路等级", "class", "highway"], V::Choice(C::RoadClass)).required(),
         ],
         key: None,
+        key_scope: None,
         nesting: &[],
         personal: Personal::NONE,
     },
@@ -453,6 +587,7 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("name", &["WGMC", "网格名称", "name"], V::Text).required(),
         ],
         key: Some("code"),
+        key_scope: None,
         nesting: &[],
         personal: Personal::NONE,
     },
@@ -465,8 +600,24 @@ pub const LAYERS: &[LayerSpec] = &[
             FieldSpec::new("source", &["SJLY", "数据来源", "来源", "source"], V::Text),
         ],
         key: None,
+        key_scope: None,
         nesting: &[],
         personal: RIDER_PERSONAL,
+    },
+    LayerSpec {
+        entity: Entity::GridWorkers,
+        geometry: GeometryKind::None,
+        fields: &[
+            FieldSpec::new("grid_code", GRID_CODE, V::Code(L::Grid)).required().references(Entity::Grids),
+            FieldSpec::new("name", &["XM", "姓名", "网格员姓名", "网格员", "name"], V::Text).required(),
+            FieldSpec::new("phone", &["LXDH", "联系电话", "手机号", "手机号码", "手机", "电话", "phone"], V::Phone),
+            FieldSpec::new("role", &["ZW", "职务", "岗位", "类别", "role"], V::Choice(C::WorkerRole)).default("full_time"),
+            FieldSpec::new("staff_id", &["RYBH", "人员编号", "工号", "编号", "staff_id"], V::Id),
+        ],
+        key: Some("name"),
+        key_scope: Some("grid_code"),
+        nesting: &[],
+        personal: ID_CARD,
     },
 ];
 
@@ -487,8 +638,11 @@ mod tests {
 
     #[test]
     fn layers_are_indexed_by_entity() {
-        assert_eq!(LAYERS.len(), Entity::ALL.len() + 1);
-        for entity in Entity::ALL.into_iter().chain([Entity::RiderReports]) {
+        assert_eq!(LAYERS.len(), Entity::ALL.len() + 2);
+        for entity in Entity::ALL
+            .into_iter()
+            .chain([Entity::RiderReports, Entity::GridWorkers])
+        {
             assert_eq!(LayerSpec::of(entity).entity, entity);
         }
     }
@@ -544,6 +698,61 @@ mod tests {
         // Other layers import their columns by design.
         assert!(!LayerSpec::of(Entity::Grids).is_personal("LXDH"));
         assert!(!LayerSpec::of(Entity::Grids).is_personal("name"));
+    }
+
+    #[test]
+    fn grid_workers_keep_names_and_phones_but_no_id_card() {
+        let workers = LayerSpec::of(Entity::GridWorkers);
+        for name in ["身份证号", "身份证号码", "SFZH", "证件号码", "id_card"] {
+            assert!(workers.is_personal(name), "{name}");
+        }
+        for name in ["姓名", "联系电话", "手机号", "职务", "WGBM", "人员编号"] {
+            assert!(!workers.is_personal(name), "{name}");
+        }
+        assert_eq!(workers.key_columns(), ["grid_code", "name"]);
+        assert_eq!(
+            workers.key_sql("t.").as_deref(),
+            Some("(t.grid_code || ' ' || t.name)")
+        );
+        assert_eq!(
+            LayerSpec::of(Entity::Grids).key_sql("").as_deref(),
+            Some("code")
+        );
+        assert_eq!(Choice::WorkerRole.parse("网格长"), Ok("grid_leader"));
+        assert_eq!(Choice::WorkerRole.parse("兼职网格员"), Ok("part_time"));
+        assert_eq!(Choice::WorkerRole.parse("专职网格员"), Ok("full_time"));
+        assert!(Choice::WorkerRole.parse("书记").is_err());
+    }
+
+    #[test]
+    fn phones_normalise_or_are_refused() {
+        for (given, stored) in [
+            ("13800000000", "13800000000"),
+            (" 138 0000 0000 ", "13800000000"),
+            ("138-0000-0000", "13800000000"),
+            ("+86 13800000000", "13800000000"),
+            ("8613800000000", "13800000000"),
+            ("13800000000.0", "13800000000"),
+            ("0535-8123456", "0535-8123456"),
+            ("(0535)8123456", "0535-8123456"),
+            ("（0535）8123456", "0535-8123456"),
+            ("010-12345678-201", "010-12345678-201"),
+            ("05358123456", "05358123456"),
+        ] {
+            assert_eq!(normalise_phone(given).as_deref(), Ok(stored), "{given}");
+        }
+        for bad in [
+            "1380000",
+            "12800000000",
+            "138000000001",
+            "8123456",
+            "0535-812",
+            "电话13800000000",
+            "abc",
+        ] {
+            let err = normalise_phone(bad).unwrap_err();
+            assert!(err.contains("neither a mobile number"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -45,7 +45,9 @@ mod db;
 mod entity;
 pub mod export;
 pub mod fields;
+mod mapping;
 mod options;
+mod osm;
 mod problem;
 mod read;
 mod rejects;
@@ -61,9 +63,10 @@ use sqlx::PgPool;
 
 pub use entity::{Entity, UnknownEntity};
 pub use gridmap_crs::LonLatCrs;
+pub use mapping::{check_sources as check_mapped_fields, Mapping, MappingError};
 pub use options::{ImportMode, ImportOptions, Progress, SourceCrs, UnknownMode, UnknownSourceCrs};
 pub use problem::{ImportError, Problem, MAX_PROBLEMS};
-pub use report::{FieldUse, ImportReport, LayerReport};
+pub use report::{FieldOrigin, FieldUse, ImportReport, LayerReport};
 
 /// One file to import and the layer kind it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +147,9 @@ pub async fn import(
             })?;
         }
     }
+
+    // Mapped fields the files lack are found before the database is touched.
+    mapping::check_sources(&ordered, options).await?;
 
     let mut transaction = pool
         .begin()
@@ -362,15 +368,22 @@ async fn stage_source(
         features: 0,
         stage: copy::stage_name(order),
         dropped_personal: Vec::new(),
+        mapping: options
+            .mapping
+            .clone()
+            .filter(|mapping| mapping.applies_to(source.entity)),
     };
     copy::create_stage(&mut *connection, &layer).await?;
     // A few batches in flight: the reader stays ahead without the file
     // piling up in memory when the database is the slower side.
     let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    let osm_parents = osm::load_parents(&mut *connection, source).await?;
     let reader = {
         let source = source.clone();
         let options = options.clone();
-        tokio::task::spawn_blocking(move || read::read_source(&source, &options, &sender))
+        tokio::task::spawn_blocking(move || {
+            read::read_source(&source, &options, osm_parents.as_ref(), &sender)
+        })
     };
     let join = |result: Result<Result<u64, ImportError>, tokio::task::JoinError>| {
         result.map_err(|join_error| ImportError::Reader {

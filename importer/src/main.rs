@@ -1,5 +1,5 @@
 //! `gridmap-import [--as ENTITY] [--crs CRS] [--mode MODE] [--skip-invalid]
-//! [--rejects FILE] [--encoding ENC] [--dry-run] FILE...`: loads city data into
+//! [--rejects FILE] [--encoding ENC] [--mapping FILE.toml] [--dry-run] FILE...`: loads city data into
 //! the gridmap database in one transaction. See README.md for the field aliases.
 
 use std::io::IsTerminal as _;
@@ -10,9 +10,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use gridmap_import::terminal_progress::TerminalProgress;
+
 use gridmap_import::{
-    import, Entity, ImportError, ImportMode, ImportOptions, ImportReport, Progress, Source,
-    SourceCrs,
+    check_mapped_fields, import, Entity, FieldOrigin, ImportError, ImportMode, ImportOptions,
+    ImportReport, Mapping, MappingError, Progress, Source, SourceCrs,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -38,7 +39,8 @@ const EXIT_USAGE: u8 = 64;
 )]
 struct Cli {
     /// Layer kind of every FILE (default: each file's stem, e.g. grids.geojson → grids):
-    /// districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads
+    /// districts, streets, communities, grids, grid_units, buildings, addresses, stations, roads,
+    /// department_grids, rider_reports, grid_workers
     #[arg(long = "as", value_name = "ENTITY")]
     entity: Option<Entity>,
     /// Source CRS of every FILE, overriding what the files declare: EPSG:<code>
@@ -64,6 +66,10 @@ struct Cli {
     /// e.g. --field class=Layer for roads drawn on one DXF layer per class
     #[arg(long = "field", value_name = "COLUMN=FIELD", value_parser = parse_field_map)]
     field_map: Vec<(String, String)>,
+    /// A TOML file naming the source field of each column ([fields]), value
+    /// translations ([values.COLUMN]) and constants ([constants]); see README.md
+    #[arg(long, value_name = "FILE.toml")]
+    mapping: Option<PathBuf>,
     /// Accept coordinates outside China (still lon/lat degrees), for foreign
     /// test and benchmark data such as an OpenStreetMap extract
     #[arg(long)]
@@ -106,6 +112,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let mapping = match load_mapping(&cli, &sources) {
+        Ok(mapping) => mapping,
+        Err((code, message)) => {
+            eprintln!("gridmap-import: {message}");
+            return ExitCode::from(code);
+        }
+    };
     // An EPSG code GDAL does not know is a usage error, found before any
     // file is read or the database is touched.
     if let Some(SourceCrs::Epsg(code)) = cli.crs {
@@ -114,7 +127,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    match run(&cli, &sources).await {
+    match run(&cli, &sources, mapping).await {
         Ok(report) => {
             for problem in &report.skipped_problems {
                 eprintln!("{problem}");
@@ -148,10 +161,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: &Cli, sources: &[Source]) -> anyhow::Result<ImportReport> {
-    let pool = gridmap_store::connect(2)
-        .await
-        .context("connecting to the database")?;
+async fn run(
+    cli: &Cli,
+    sources: &[Source],
+    mapping: Option<Mapping>,
+) -> anyhow::Result<ImportReport> {
     let bar = std::io::stderr()
         .is_terminal()
         .then(|| TerminalProgress::new("features"));
@@ -163,12 +177,19 @@ async fn run(cli: &Cli, sources: &[Source]) -> anyhow::Result<ImportReport> {
         rejects: cli.rejects.clone(),
         encoding: cli.encoding.clone(),
         field_map: cli.field_map.clone(),
+        mapping,
         outside_china: cli.outside_china,
         repair: cli.repair,
         progress: bar
             .clone()
             .map(|bar| -> Arc<dyn Progress> { Arc::new(bar) }),
     };
+    // A mapped field a file lacks is an input problem found before the
+    // database is even connected to.
+    check_mapped_fields(sources, &options).await?;
+    let pool = gridmap_store::connect(2)
+        .await
+        .context("connecting to the database")?;
     let result = import(&pool, sources, &options).await;
     if let Some(bar) = bar {
         bar.finish();
@@ -192,6 +213,61 @@ fn sources(cli: &Cli) -> Result<Vec<Source>, String> {
             }),
         })
         .collect()
+}
+
+/// Reads `--mapping` and checks it, and every `--field` column, against the
+/// entities of the files it applies to. Returns the exit code and message of
+/// a mistake: a usage error, or a failure when the file cannot be read.
+fn load_mapping(cli: &Cli, sources: &[Source]) -> Result<Option<Mapping>, (u8, String)> {
+    for (column, field) in &cli.field_map {
+        let known = sources.iter().any(|source| {
+            gridmap_import::fields::LayerSpec::of(source.entity)
+                .field_index(column)
+                .is_some()
+        });
+        if !known {
+            let mut entities: Vec<&str> = sources
+                .iter()
+                .map(|source| source.entity.as_str())
+                .collect();
+            entities.dedup();
+            return Err((
+                EXIT_USAGE,
+                format!(
+                    "--field {column}={field}: {column:?} is not a column of {}",
+                    entities.join(" or ")
+                ),
+            ));
+        }
+    }
+    let Some(path) = &cli.mapping else {
+        return Ok(None);
+    };
+    let mapping = Mapping::load(path).map_err(|err| match err {
+        MappingError::Io { .. } => (EXIT_FAILED, format!("{:#}", anyhow::Error::new(err))),
+        _ => (EXIT_USAGE, err.to_string()),
+    })?;
+    let mut applied = false;
+    for source in sources
+        .iter()
+        .filter(|source| mapping.applies_to(source.entity))
+    {
+        mapping
+            .check_for(source.entity)
+            .map_err(|err| (EXIT_USAGE, err.to_string()))?;
+        applied = true;
+    }
+    if !applied {
+        return Err((
+            EXIT_USAGE,
+            format!(
+                "{}: the mapping is for {}, and no file is; pass --as {0}",
+                mapping.name,
+                mapping.entity.map_or("", Entity::as_str)
+            ),
+        ));
+    }
+    Ok(Some(mapping))
 }
 
 fn parse_field_map(value: &str) -> Result<(String, String), String> {
@@ -228,17 +304,7 @@ fn print_report(report: &ImportReport, json: bool) {
         return;
     }
     for layer in &report.layers {
-        let fields: Vec<String> = layer
-            .fields
-            .iter()
-            .map(|field| {
-                format!(
-                    "{}←{}",
-                    field.column,
-                    field.source.as_deref().unwrap_or("-")
-                )
-            })
-            .collect();
+        let fields: Vec<String> = layer.fields.iter().map(ToString::to_string).collect();
         tracing::info!(file = %layer.layer, "fields: {}", fields.join(", "));
     }
     let seconds = report.elapsed.as_secs_f64();
@@ -284,6 +350,24 @@ fn print_report(report: &ImportReport, json: bool) {
             thousands(layer.rows),
             layer.layer
         );
+    }
+    for layer in &report.layers {
+        // Fields chosen by hand are listed, so the summary shows what the
+        // mapping did; the alias table's choices are in the log.
+        let chosen: Vec<String> = layer
+            .fields
+            .iter()
+            .filter(|field| {
+                matches!(
+                    field.origin,
+                    FieldOrigin::Mapping | FieldOrigin::Constant | FieldOrigin::Flag
+                )
+            })
+            .map(ToString::to_string)
+            .collect();
+        if !chosen.is_empty() {
+            println!("  {}: {}", layer.layer, chosen.join(", "));
+        }
     }
     for layer in &report.layers {
         if !layer.dropped_personal_fields.is_empty() {

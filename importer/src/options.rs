@@ -130,6 +130,9 @@ pub struct ImportOptions {
     /// tried before the alias table; for files whose field names it does
     /// not know.
     pub field_map: Vec<(String, String)>,
+    /// A mapping file's fields, value translations and constants, applied
+    /// before `field_map` and the alias table (see [`crate::Mapping`]).
+    pub mapping: Option<crate::Mapping>,
     /// Accept coordinates anywhere on earth instead of only in China's extent
     /// (they must still be degrees). For foreign test and benchmark data
     /// such as the Helsinki OpenStreetMap extract.
@@ -150,6 +153,7 @@ impl fmt::Debug for ImportOptions {
             .field("rejects", &self.rejects)
             .field("encoding", &self.encoding)
             .field("field_map", &self.field_map)
+            .field("mapping", &self.mapping)
             .field("outside_china", &self.outside_china)
             .field("repair", &self.repair)
             .field("progress", &self.progress.is_some())

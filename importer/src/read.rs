@@ -82,6 +82,7 @@ pub(crate) struct RawFeature {
 pub(crate) fn read_source(
     source: &Source,
     options: &ImportOptions,
+    osm_parents: Option<&crate::osm::StoredParents>,
     sender: &tokio::sync::mpsc::Sender<ReadMessage>,
 ) -> Result<u64, ImportError> {
     let started = Instant::now();
@@ -91,10 +92,7 @@ pub(crate) fn read_source(
         fields: spec
             .fields
             .iter()
-            .map(|field| FieldUse {
-                column: field.column,
-                source: None,
-            })
+            .map(|field| FieldUse::unmapped(field.column))
             .collect(),
         crs: String::new(),
         transformed: false,
@@ -108,6 +106,11 @@ pub(crate) fn read_source(
             path: source.path.clone(),
             source: err,
         })?;
+    }
+    // OpenStreetMap buildings and addresses get their codes and parents from
+    // the stored rows (see crate::osm).
+    if let Some(parents) = osm_parents {
+        return crate::osm::read(source, options, parents, sender);
     }
     let send_header = |header: LayerHeader| {
         // A closed channel means the import already failed; nothing to do.
@@ -136,7 +139,7 @@ pub(crate) fn read_source(
     };
     let (transform, offset) = match plan_crs(layer.spatial_ref(), options.crs) {
         Ok(plan) => {
-            if !plan.declared {
+            if !plan.declared && spec.geometry != GeometryKind::None {
                 tracing::warn!(
                     file = %file_name,
                     "the layer declares no CRS; assuming EPSG:{STORAGE_SRID} (CGCS2000)"
@@ -153,7 +156,18 @@ pub(crate) fn read_source(
             return send_header(header);
         }
     };
-    let field_index = map_fields(&layer, spec, &mut header, &file_name, &options.field_map);
+    let mapping = options
+        .mapping
+        .as_ref()
+        .filter(|mapping| mapping.applies_to(source.entity));
+    let field_index = map_fields(
+        &layer,
+        spec,
+        &mut header,
+        &file_name,
+        &options.field_map,
+        mapping,
+    );
     let crs = header.crs.clone();
     if sender.blocking_send(ReadMessage::Header(header)).is_err() {
         return Ok(0);
@@ -188,7 +202,7 @@ pub(crate) fn read_source(
             offset,
             options.outside_china,
         ) {
-            Ok(wkb) => Some(wkb),
+            Ok(wkb) => (!wkb.is_empty()).then_some(wkb),
             Err(reason) => {
                 batch
                     .problems
@@ -225,6 +239,14 @@ pub(crate) fn read_source(
         "read"
     );
     Ok(count)
+}
+
+/// The field names of the layer `source` reads, as spelled in the file.
+pub(crate) fn field_names(source: &Source, encoding: Option<&str>) -> Result<Vec<String>, String> {
+    let dataset = open(source, encoding).map_err(|err| err.to_string())?;
+    let layer = pick_layer(&dataset, source)?;
+    let names = layer.defn().fields().map(|field| field.name()).collect();
+    Ok(names)
 }
 
 /// Opens `source` read-only as a vector dataset. `encoding` becomes the
@@ -368,8 +390,10 @@ const OSM_WALKABLE: &str =
     'footway','path','pedestrian','steps'";
 
 /// The layer of an OpenStreetMap file that holds `entity`: walkable ways
-/// for roads (OSM has no codes, so only roads import without a mapping),
-/// building outlines for buildings, addressed nodes for addresses.
+/// for roads, building outlines for buildings, addressed nodes for addresses.
+/// Roads are read through it; buildings and addresses, which need codes and
+/// parents, are read by [`crate::osm`], and this layer only serves their field
+/// names and the rejects file.
 fn osm_layer(dataset: &Dataset, entity: crate::Entity) -> Result<Layer<'_>, String> {
     let (name, filter) = match entity {
         crate::Entity::Roads => ("lines", format!("highway IN ({OSM_WALKABLE})")),
@@ -489,21 +513,46 @@ fn map_fields(
     header: &mut LayerHeader,
     file_name: &str,
     field_map: &[(String, String)],
+    mapping: Option<&crate::mapping::Mapping>,
 ) -> Vec<Option<usize>> {
+    use crate::report::FieldOrigin;
     let names: Vec<String> = layer.defn().fields().map(|field| field.name()).collect();
     let mut indexes = Vec::with_capacity(header.fields.len());
     for (spec, used) in layer_spec.fields.iter().zip(header.fields.iter_mut()) {
+        // A constant of the mapping file: the column reads no field.
+        if let Some(value) = mapping.and_then(|mapping| mapping.constant(spec.column)) {
+            used.origin = FieldOrigin::Constant;
+            used.constant = Some(value.to_owned());
+            indexes.push(None);
+            continue;
+        }
+        let mapped = mapping
+            .and_then(|mapping| mapping.field(spec.column))
+            .map(|source| (source, FieldOrigin::Mapping));
         let given = field_map
             .iter()
             .filter(|(column, _)| column == spec.column)
-            .map(|(_, source)| source.as_str());
+            .map(|(_, source)| (source.as_str(), FieldOrigin::Flag));
+        let aliases = spec
+            .aliases
+            .iter()
+            .map(|alias| (*alias, FieldOrigin::Alias));
         // A personal field feeds no column, not even through --field.
-        let found = given.chain(spec.aliases.iter().copied()).find_map(|alias| {
-            names.iter().position(|name| {
-                name.to_lowercase() == alias.to_lowercase() && !layer_spec.is_personal(name)
-            })
-        });
-        used.source = found.map(|index| names[index].clone());
+        let found = mapped
+            .into_iter()
+            .chain(given)
+            .chain(aliases)
+            .find_map(|(alias, origin)| {
+                names
+                    .iter()
+                    .position(|name| {
+                        name.to_lowercase() == alias.to_lowercase() && !layer_spec.is_personal(name)
+                    })
+                    .map(|index| (index, origin))
+            });
+        used.source = found.map(|(index, _)| names[index].clone());
+        used.origin = found.map_or(FieldOrigin::None, |(_, origin)| origin);
+        let found = found.map(|(index, _)| index);
         indexes.push(found);
         if found.is_none() && spec.required {
             header.problems.push(Problem::layer(
@@ -549,6 +598,16 @@ fn map_fields(
     indexes
 }
 
+/// Checks the geometry of an OpenStreetMap feature (WGS 84, stored as it is,
+/// like any EPSG:4326 source) and turns it into WKB.
+pub(crate) fn prepare_osm_geometry(
+    geometry: &Geometry,
+    kind: GeometryKind,
+    options: &ImportOptions,
+) -> Result<Vec<u8>, String> {
+    prepare_geometry(Some(geometry), kind, None, None, options.outside_china)
+}
+
 /// Checks a feature's geometry and turns it into WKB in EPSG:4490.
 fn prepare_geometry(
     geometry: Option<&Geometry>,
@@ -557,6 +616,10 @@ fn prepare_geometry(
     offset: Option<LonLatCrs>,
     outside_china: bool,
 ) -> Result<Vec<u8>, String> {
+    if kind == GeometryKind::None {
+        // A roster: any geometry the source has is not read.
+        return Ok(Vec::new());
+    }
     let Some(geometry) = geometry else {
         return Err("the feature has no geometry".to_owned());
     };
@@ -696,6 +759,7 @@ fn single_part(geometry: Geometry, kind: GeometryKind) -> Result<Geometry, Strin
         }
         GeometryKind::Point => (Wkb::wkbPoint, Wkb::wkbMultiPoint, "a Point"),
         GeometryKind::Line => (Wkb::wkbLineString, Wkb::wkbMultiLineString, "a LineString"),
+        GeometryKind::None => return Ok(geometry),
     };
     if found == single {
         return Ok(geometry);

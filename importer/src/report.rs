@@ -10,8 +10,57 @@ pub struct FieldUse {
     /// The database column.
     pub column: &'static str,
     /// The source field as spelled in the file, or `None` when the layer has
-    /// no such field (the column then gets its default or NULL).
+    /// no such field (the column then gets its constant, default or NULL).
     pub source: Option<String>,
+    /// How the source field (or the constant) was chosen.
+    pub origin: FieldOrigin,
+    /// The value every feature got, when the mapping file gives a constant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constant: Option<String>,
+}
+
+impl FieldUse {
+    /// A column no source field feeds (yet).
+    #[must_use]
+    pub fn unmapped(column: &'static str) -> Self {
+        Self {
+            column,
+            source: None,
+            origin: FieldOrigin::None,
+            constant: None,
+        }
+    }
+}
+
+/// Where a column's source came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldOrigin {
+    /// A name in the alias table of [`crate::fields`].
+    Alias,
+    /// `--field COLUMN=FIELD`.
+    Flag,
+    /// `[fields]` of the `--mapping` file.
+    Mapping,
+    /// `[constants]` of the `--mapping` file: no source field.
+    Constant,
+    /// Nothing feeds the column: its default or NULL.
+    None,
+}
+
+impl std::fmt::Display for FieldUse {
+    /// `code←BH_WG (mapping)`, `kind="basic" (constant)`, `name←WGMC`, `status←-`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.source, &self.constant, self.origin) {
+            (_, Some(value), _) => write!(f, "{}={value:?} (constant)", self.column),
+            (Some(source), _, FieldOrigin::Mapping) => {
+                write!(f, "{}←{source} (mapping)", self.column)
+            }
+            (Some(source), _, FieldOrigin::Flag) => write!(f, "{}←{source} (--field)", self.column),
+            (Some(source), _, _) => write!(f, "{}←{source}", self.column),
+            (None, None, _) => write!(f, "{}←-", self.column),
+        }
+    }
 }
 
 /// One source file's part of an import.

@@ -558,6 +558,17 @@ async fn workers_show_only_to_roles_that_may_see_them(pool: PgPool) {
     add_user(&pool, "planner", "planner", &["370681002"]).await;
     add_user(&pool, "viewer", "viewer", &[]).await;
     let key = add_key(&pool, "dispatch").await;
+    // The grid's roster (migration 0008): its full-time worker becomes the
+    // grid's worker; the leader and the part-time worker must not show either.
+    sqlx::raw_sql(
+        "INSERT INTO grid_workers (grid_code, name, phone, role) VALUES
+            ('370681001001001', '周网格长', '13700005555', 'grid_leader'),
+            ('370681001001001', '赵专职', '13700003333', 'full_time'),
+            ('370681001001001', '钱兼职', '13600004444', 'part_time')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let (name, phone): (String, String) = sqlx::query_as(
         "SELECT worker_name, worker_phone FROM grids
           WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(120.45, 37.65), 4490))",
@@ -565,6 +576,7 @@ async fn workers_show_only_to_roles_that_may_see_them(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .unwrap();
+    assert_eq!((name.as_str(), phone.as_str()), ("赵专职", "13700003333"));
 
     let mut permitted = vec![key];
     for user in ["admin", "planner"] {
@@ -590,6 +602,9 @@ async fn workers_show_only_to_roles_that_may_see_them(pool: PgPool) {
         assert!(body["grid"].get("worker").is_none(), "{body}");
         let text = body.to_string();
         assert!(!text.contains(&phone) && !text.contains(&name), "{text}");
+        for roster in ["周网格长", "13700005555", "钱兼职", "13600004444", "王小红"] {
+            assert!(!text.contains(roster), "{text}");
+        }
     }
     // Outside every grid there is no worker to show.
     let (_, _, body) = call(Method::GET, "/api/v1/lookup?lon=120.7&lat=37.65")

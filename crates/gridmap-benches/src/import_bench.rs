@@ -6,6 +6,12 @@
 //! their peak resident set size; the wall time is measured around the process.
 //! The parents of the buildings (districts … grid units) are loaded before the
 //! gridmap-import run and are not timed.
+//!
+//! `--scale 10` loads about 258k buildings, `--scale 80` about 2.17 M (the 200k
+//! and 2M cases). The city is generated once per scale into the output folder
+//! and buildings.gpkg is made from buildings.geojson with ogr2ogr; at scale 80
+//! generating took 2 min at 0.7 GB peak RSS and the conversion 2.5 min at
+//! 64 MiB on the 2-core development machine.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -43,7 +43,8 @@ const EXIT_USAGE: u8 = 64;
 #[command(group(clap::ArgGroup::new("what").required(true).args(["layer", "tiles"])))]
 struct Cli {
     /// Layer to write: districts, streets, communities, grids, grid_units,
-    /// buildings, addresses, stations, roads
+    /// buildings, addresses, stations, roads, department_grids, rider_reports,
+    /// grid_workers (personal data: needs --include-personal)
     #[arg(long, value_name = "ENTITY", conflicts_with = "tiles")]
     layer: Option<Entity>,
     /// Tile layers to write to a .pmtiles or .mbtiles archive, joined by
@@ -89,7 +90,8 @@ struct Cli {
     /// Shapefile attribute encoding, written to the .cpg [default: CP936 (GBK)]
     #[arg(long, value_name = "ENC", conflicts_with = "tiles")]
     encoding: Option<String>,
-    /// Also write the columns that identify a person (grid worker name and phone)
+    /// Also write the columns that identify a person (grid worker name and phone),
+    /// and allow the grid_workers layer
     #[arg(long, conflicts_with = "tiles")]
     include_personal: bool,
     /// The file to create; it must not exist
@@ -128,6 +130,12 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     };
+    if gridmap_import::export::PERSONAL_LAYERS.contains(&entity) && !cli.include_personal {
+        eprintln!(
+            "gridmap-export: {entity} are personal data (names and phones); pass --include-personal"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let options = ExportOptions {
         entity,
         format,

@@ -190,6 +190,9 @@ pub fn good_features(entity: Entity) -> Vec<Value> {
                 area(),
             ),
         ],
+        // Not part of `chain()` either: a roster without geometry, written
+        // as CSV in grid_workers.rs.
+        Entity::GridWorkers => Vec::new(),
         // Not part of `chain()`, which loads `Entity::ALL`: activity records,
         // tested in rider_reports.rs.
         Entity::RiderReports => vec![
