@@ -8,9 +8,17 @@
 //!
 //! - gridmap: `ShortestPaths::new` plus one many-source `run` (reached nodes
 //!   with their distance to the nearest station). This is the compared figure.
-//!   The circle polygons (`service_circles`: one search and one buffered
-//!   network per station) are timed on their own line for the first 5
-//!   stations, per circle; pgRouting has no counterpart for them.
+//! - Circle polygons (pgRouting has no counterpart): for the first
+//!   `CIRCLE_POLYGONS` stations, each station's walked network
+//!   ([`walked_network`]) is buffered the old way, geo's `Buffer` of the
+//!   pieces as a `MultiLineString` (one round-capped stroke per piece), and
+//!   the new way, [`network_strip`] (pieces chained into trails first); the
+//!   per-circle medians, their ratio and the largest area and symmetric
+//!   difference between the two are printed. Then, when the database has
+//!   stations, every station of every circle kind gets its circle with
+//!   [`service_circles`] (the whole city, as the server's circle layer
+//!   computes it, on one thread); then the same circles once more with the
+//!   old way of buffering (one run: minutes on a Zibo-scale city).
 //! - pgRouting: one `pgr_drivingDistance(edges, start_vids, distance,
 //!   directed => false, equicost => true)` call returning every reached node
 //!   with its cost. `equicost => true` is documented to assign each node to
@@ -28,7 +36,10 @@
 
 use crate::median;
 use anyhow::Context as _;
-use gridmap_circles::{service_circles, Coord, Parameters, ShortestPaths, WalkGraph};
+use geo::{Area as _, BooleanOps as _, Buffer as _, MultiLineString, MultiPolygon};
+use gridmap_circles::{
+    network_strip, service_circles, walked_network, Coord, Parameters, ShortestPaths, WalkGraph,
+};
 use rand::{Rng as _, SeedableRng as _};
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -59,8 +70,17 @@ const PGR_TOPOLOGY: &str = "
     ANALYZE bench_pgr_vertex;
     ANALYZE bench_pgr_edge;";
 
-/// How many stations' circle polygons are timed.
-const CIRCLE_POLYGONS: usize = 5;
+/// How many stations' circle polygons are timed both ways.
+const CIRCLE_POLYGONS: usize = 10;
+
+/// The circle kinds and their minutes, as the server's circle layer uses
+/// them (`SERVICE_CIRCLE_MINUTES` in gridmap-tiles' layers.rs).
+const CITY_CIRCLE_KINDS: &[(&str, f64)] = &[
+    ("red_station", 10.0),
+    ("service_centre", 10.0),
+    ("grid_station", 15.0),
+    ("rider_rest_stop", 15.0),
+];
 
 const EDGES_SQL: &str = "SELECT id, source, target, cost, reverse_cost FROM bench_pgr_edge";
 
@@ -185,19 +205,8 @@ pub async fn run(station_counts: &[usize], distance_m: f64, runs: usize) -> anyh
             speed_m_s: distance_m / 600.0,
             ..Parameters::default()
         };
-        // Buffering a walked network is far slower than walking it, so the
-        // polygons are timed on the first few stations only, per circle.
         let polygon_stations = &stations[..stations.len().min(CIRCLE_POLYGONS)];
-        let mut circle_times = Vec::new();
-        for _ in 0..runs {
-            let started = Instant::now();
-            let circles = service_circles(&graph, polygon_stations, &parameters);
-            circle_times.push(started.elapsed());
-            anyhow::ensure!(
-                circles.len() == polygon_stations.len(),
-                "a circle is missing"
-            );
-        }
+        let polygons = compare_polygons(&graph, polygon_stations, &parameters, runs)?;
 
         let mut pgr_times = Vec::new();
         let mut pgr_per_start_times = Vec::new();
@@ -239,7 +248,6 @@ pub async fn run(station_counts: &[usize], distance_m: f64, runs: usize) -> anyh
             compare(&ours, &theirs_per_start, distance_m).context("equicost => false")?;
 
         let ours_time = median(&mut ours_times);
-        let circles_time = median(&mut circle_times);
         let pgr_time = median(&mut pgr_times);
         let pgr_per_start_time = median(&mut pgr_per_start_times);
         writeln!(
@@ -282,14 +290,9 @@ pub async fn run(station_counts: &[usize], distance_m: f64, runs: usize) -> anyh
                 "   <- peer"
             }
         )?;
-        writeln!(
-            out,
-            "    gridmap service_circles, {} polygons (not compared) {:>8.3} s: {:.3} s per circle",
-            polygon_stations.len(),
-            seconds(&circles_time),
-            seconds(&circles_time) / polygon_stations.len().max(1) as f64
-        )?;
+        polygons.print(&mut out)?;
     }
+    city_circles(&pool, &graph, runs, &mut out).await?;
     Ok(())
 }
 
@@ -333,4 +336,180 @@ fn compare(
         "distances differ from pgRouting's by up to {worst} m"
     );
     Ok(worst)
+}
+
+/// Per-circle polygon times, old and new method, and how far apart the two
+/// polygons are.
+struct PolygonComparison {
+    circles: usize,
+    pieces: usize,
+    old_per_circle: Duration,
+    new_per_circle: Duration,
+    /// Largest |new area − old area| / old area.
+    worst_area_change: f64,
+    /// Largest area of new XOR old / old area.
+    worst_apart: f64,
+}
+
+impl PolygonComparison {
+    fn print(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        let seconds = Duration::as_secs_f64;
+        writeln!(
+            out,
+            "    circle polygons, {} circles ({} pieces in all), per circle (not compared with pgRouting):",
+            self.circles, self.pieces
+        )?;
+        writeln!(
+            out,
+            "      old: geo buffer of the pieces        {:>10.6} s",
+            seconds(&self.old_per_circle)
+        )?;
+        writeln!(
+            out,
+            "      new: network_strip                   {:>10.6} s   {:>6.1}x faster; \
+             largest area change {:.4} %, largest symmetric difference {:.4} % of the area",
+            seconds(&self.new_per_circle),
+            seconds(&self.old_per_circle) / seconds(&self.new_per_circle),
+            self.worst_area_change * 100.0,
+            self.worst_apart * 100.0
+        )?;
+        Ok(())
+    }
+}
+
+/// The old polygon rule as it was drawn before `network_strip`: geo's
+/// `Buffer` of every piece as one `MultiLineString`.
+fn old_strip(pieces: &[geo::Line], half_width_m: f64) -> MultiPolygon {
+    MultiLineString::new(
+        pieces
+            .iter()
+            .map(|line| vec![line.start, line.end].into())
+            .collect(),
+    )
+    .buffer(half_width_m)
+}
+
+/// Times both polygon methods on the walked network of each station
+/// (median of `runs` per station) and measures how far apart they are.
+fn compare_polygons(
+    graph: &WalkGraph,
+    stations: &[Coord],
+    parameters: &Parameters,
+    runs: usize,
+) -> anyhow::Result<PolygonComparison> {
+    let mut paths = ShortestPaths::new(graph);
+    let networks: Vec<_> = stations
+        .iter()
+        .filter_map(|&station| walked_network(graph, &mut paths, station, parameters))
+        .collect();
+    let mut old_total = Duration::ZERO;
+    let mut new_total = Duration::ZERO;
+    let mut worst_area_change: f64 = 0.0;
+    let mut worst_apart: f64 = 0.0;
+    for network in &networks {
+        let mut old_times = Vec::new();
+        let mut new_times = Vec::new();
+        let mut old = MultiPolygon::new(Vec::new());
+        let mut new = MultiPolygon::new(Vec::new());
+        for _ in 0..runs {
+            let started = Instant::now();
+            old = old_strip(&network.pieces, parameters.frontage_m);
+            old_times.push(started.elapsed());
+            let started = Instant::now();
+            new = network_strip(&network.pieces, parameters.frontage_m);
+            new_times.push(started.elapsed());
+        }
+        old_total += median(&mut old_times);
+        new_total += median(&mut new_times);
+        let old_area = old.unsigned_area();
+        anyhow::ensure!(old_area > 0.0, "an old circle polygon is empty");
+        worst_area_change =
+            worst_area_change.max((new.unsigned_area() - old_area).abs() / old_area);
+        worst_apart = worst_apart.max(new.xor(&old).unsigned_area() / old_area);
+    }
+    let count = u32::try_from(networks.len().max(1)).context("too many circles")?;
+    Ok(PolygonComparison {
+        circles: networks.len(),
+        pieces: networks.iter().map(|network| network.pieces.len()).sum(),
+        old_per_circle: old_total / count,
+        new_per_circle: new_total / count,
+        worst_area_change,
+        worst_apart,
+    })
+}
+
+/// Every circle of the city's stations, as the server's circle layer
+/// computes them, timed on this thread; skipped when there are no stations.
+async fn city_circles(
+    pool: &sqlx::PgPool,
+    graph: &WalkGraph,
+    runs: usize,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let mut kinds = Vec::new();
+    for &(kind, minutes) in CITY_CIRCLE_KINDS {
+        let stations = gridmap_store::circle_queries::load_circle_stations(pool, kind, None)
+            .await
+            .with_context(|| format!("loading the {kind} stations"))?;
+        let points: Vec<Coord> = stations
+            .iter()
+            .map(|station| Coord {
+                x: station.lon,
+                y: station.lat,
+            })
+            .collect();
+        let parameters = Parameters {
+            minutes,
+            ..Parameters::default()
+        };
+        kinds.push((points, parameters));
+    }
+    let total: usize = kinds.iter().map(|(points, _)| points.len()).sum();
+    if total == 0 {
+        writeln!(out, "city circles: no stations in the database, skipped")?;
+        return Ok(());
+    }
+    let mut times = Vec::new();
+    let mut pieces = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut circles = 0;
+        for (points, parameters) in &kinds {
+            circles += service_circles(graph, points, parameters).len();
+        }
+        times.push(started.elapsed());
+        anyhow::ensure!(circles == total, "a city circle is missing");
+    }
+    // The old way: the same walks, each network buffered by geo, once.
+    let started = Instant::now();
+    let mut paths = ShortestPaths::new(graph);
+    let mut network_circles = 0;
+    for (points, parameters) in &kinds {
+        for &station in points {
+            let Some(network) = walked_network(graph, &mut paths, station, parameters) else {
+                continue;
+            };
+            pieces += network.pieces.len();
+            let polygon = old_strip(&network.pieces, parameters.frontage_m);
+            anyhow::ensure!(polygon.unsigned_area() > 0.0, "an old polygon is empty");
+            network_circles += 1;
+        }
+    }
+    let old_time = started.elapsed().as_secs_f64();
+    let new_time = median(&mut times).as_secs_f64();
+    writeln!(
+        out,
+        "city circles: {total} stations of {} kinds, service_circles on one thread, median of {runs} runs: \
+         {new_time:.3} s ({:.6} s per circle)",
+        CITY_CIRCLE_KINDS.len(),
+        new_time / total as f64
+    )?;
+    writeln!(
+        out,
+        "  old buffering (geo buffer of the pieces), same walks, one run: {old_time:.3} s \
+         ({network_circles} network circles, {pieces} pieces; fallback discs skipped); \
+         new is {:.1}x faster",
+        old_time / new_time
+    )?;
+    Ok(())
 }

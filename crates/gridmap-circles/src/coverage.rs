@@ -5,6 +5,7 @@
 //! attached to the graph at their nearest node ([`snap_points`]), and
 //! [`covered_points`] decides for each whether a station's circle reaches it.
 
+use crate::circle::station_entries;
 use crate::{Parameters, ShortestPaths, Snap, WalkGraph};
 use geo::{Coord, Distance, Geodesic, Point};
 use serde::Serialize;
@@ -105,13 +106,11 @@ pub fn covered_points(
     let mut sources = Vec::new();
     let mut fallbacks = Vec::new();
     for &station in stations {
-        match graph
-            .snap(station)
-            .filter(|snap| snap.distance_m <= parameters.max_snap_m)
-        {
-            Some(snap) => sources.push((snap.node, snap.distance_m)),
-            None => fallbacks.push(station),
+        let entries = station_entries(graph, station, parameters);
+        if entries.is_empty() {
+            fallbacks.push(station);
         }
+        sources.extend(entries.iter().map(|snap| (snap.node, snap.distance_m)));
     }
     let mut paths = ShortestPaths::new(graph);
     paths.run(&sources, limit_m);
