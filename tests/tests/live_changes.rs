@@ -41,7 +41,11 @@ async fn lookup_code(app: &axum::Router, lon: f64, lat: f64) -> Option<String> {
 }
 
 async fn tile_bytes(app: &axum::Router, tile: TileCoord) -> Vec<u8> {
-    let uri = format!("/tiles/grids/{}/{}/{}", tile.z, tile.x, tile.y);
+    layer_tile_bytes(app, "grids", tile).await
+}
+
+async fn layer_tile_bytes(app: &axum::Router, layer: &str, tile: TileCoord) -> Vec<u8> {
+    let uri = format!("/tiles/{layer}/{}/{}/{}", tile.z, tile.x, tile.y);
     let response = app
         .clone()
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
@@ -121,6 +125,49 @@ async fn committed_edits_reach_lookups_and_tiles_within_a_second(pool: PgPool) {
         lookup_code(&app, 120.475, 37.65).await.as_deref(),
         Some("370681001001002")
     );
+    // Buildings are drawn from the server's copy of their rows: an insert,
+    // a rename and a move each show in the building tiles within a second.
+    let building_tile = TileCoord::containing(120.4205, 37.6505, 16);
+    let moved_tile = TileCoord::containing(120.4305, 37.6505, 16);
+    assert_ne!(building_tile, moved_tile);
+    let shows = |tile: TileCoord, name: &'static str| {
+        let app = app.clone();
+        async move {
+            contains(
+                &layer_tile_bytes(&app, "buildings", tile).await,
+                name.as_bytes(),
+            )
+        }
+    };
+    assert!(!shows(building_tile, "甲楼").await);
+    sqlx::query(
+        "INSERT INTO buildings (code, grid_code, name, households, floors, geom) VALUES
+            ('3706810010010010000001', '370681001001001', '甲楼', 24, 6,
+             ST_Multi(ST_GeomFromText('POLYGON((120.4203 37.6503,120.4207 37.6503,120.4207 37.6507,120.4203 37.6507,120.4203 37.6503))', 4490)))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    within_a_second(|| shows(building_tile, "甲楼")).await;
+    sqlx::query("UPDATE buildings SET name = '乙楼' WHERE code = '3706810010010010000001'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    within_a_second(|| async {
+        shows(building_tile, "乙楼").await && !shows(building_tile, "甲楼").await
+    })
+    .await;
+    sqlx::query(
+        "UPDATE buildings SET geom = ST_Translate(geom, 0.01, 0) WHERE code = '3706810010010010000001'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    within_a_second(|| async {
+        shows(moved_tile, "乙楼").await && !shows(building_tile, "乙楼").await
+    })
+    .await;
+
     // The listener holds a connection of its own; release it so the test
     // database can be dropped at once.
     follower.abort();

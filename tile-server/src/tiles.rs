@@ -529,18 +529,25 @@ impl TileCache {
         self.stored(pool).await;
     }
 
-    /// After committed changes: re-reads the stored layers of every changed
-    /// table (only once the copy exists), before any tile is dropped.
+    /// After committed changes: brings the stored layers of every changed
+    /// table up to date (only once the copy exists), before any tile is
+    /// dropped. A change with an extent re-reads only the rows meeting it
+    /// (the extent covers the old and new places of every changed row); one
+    /// without re-reads the whole table.
     pub async fn stored_changed(
         &self,
         pool: &sqlx::PgPool,
         changed: &[(String, Option<[f64; 4]>)],
     ) {
-        let layers: Vec<&'static LayerDef> = changed
+        let work: Vec<(&'static LayerDef, Option<[f64; 4]>)> = changed
             .iter()
-            .flat_map(|(table, _)| StoredLayers::layers_of(table))
+            .flat_map(|(table, bbox)| {
+                StoredLayers::layers_of(table)
+                    .into_iter()
+                    .map(|def| (def, bbox.map(gridmap_tiles::stored::mercator_box)))
+            })
             .collect();
-        if layers.is_empty() {
+        if work.is_empty() {
             return;
         }
         let _loading = self.stored_lock.lock().await;
@@ -549,27 +556,39 @@ impl TileCache {
         };
         let started = std::time::Instant::now();
         let reloaded = async {
-            let mut rows = Vec::with_capacity(layers.len());
-            for def in &layers {
-                rows.push(StoredLayers::fetch_layer(pool, def).await?);
+            let mut rows = Vec::with_capacity(work.len());
+            for (def, within) in &work {
+                rows.push((
+                    StoredLayers::fetch_layer_within(pool, def, *within).await?,
+                    *within,
+                ));
             }
-            tokio::task::spawn_blocking(move || current.replaced(rows))
-                .await
-                .map_err(|err| anyhow::anyhow!("indexing the stored layers: {err}"))
+            tokio::task::spawn_blocking(move || {
+                let mut copy = (*current).clone();
+                for (rows, within) in rows {
+                    copy = match within {
+                        Some(within) => copy.updated(rows, within),
+                        None => copy.replaced(vec![rows]),
+                    };
+                }
+                copy
+            })
+            .await
+            .map_err(|err| anyhow::anyhow!("indexing the stored layers: {err}"))
         };
         match reloaded.await {
             Ok(copy) => {
                 tracing::debug!(
-                    layers = layers.len(),
+                    layers = work.len(),
                     elapsed_ms = started.elapsed().as_millis(),
-                    "re-read stored layers"
+                    "updated stored layers"
                 );
                 self.stored.store(Some(Arc::new(copy)));
             }
             Err(err) => {
                 // Without a current copy, PostGIS draws these layers again
                 // rather than the server showing stale features.
-                tracing::error!(error = format!("{err:#}"), "re-reading stored layers");
+                tracing::error!(error = format!("{err:#}"), "updating stored layers");
                 self.stored.store(None);
             }
         }

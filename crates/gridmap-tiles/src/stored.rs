@@ -17,12 +17,14 @@
 //! 2.1 asks. Features are written in primary-key order, so every replica
 //! draws the same bytes.
 
+use crate::generalise::lonlat_to_mercator;
 use crate::generalise::{SnapshotError, TileFrame, TilePolygon, CLIP_MAX, CLIP_MIN};
 use crate::mvt::{LayerWriter, LineGeometry, PolygonGeometry, Value};
 use crate::{find_layer, LayerDef, TileCoord, EXTENT};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{RTree, AABB};
 use sqlx::Executor as _;
+use std::sync::Arc;
 
 /// Layers served from the copy; the generalised polygon layers come from
 /// [`crate::GeneralisedPolygons`], the label layers from PostGIS.
@@ -62,6 +64,9 @@ pub enum Shape {
 /// One row of a stored layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFeature {
+    /// The row's primary key as text: features are written in its order, so
+    /// every replica draws the same bytes whatever order it learnt rows in.
+    pub key: Box<str>,
     /// Aligned with the layer's columns; `None` (SQL NULL) is left out.
     pub attributes: Vec<Option<Attribute>>,
     pub shape: Shape,
@@ -69,28 +74,43 @@ pub struct StoredFeature {
     pub zooms: u32,
 }
 
-/// The rows of one layer, in primary-key order.
+/// One row as read: primary key, column texts, WKB, zoom mask.
+type StoredRow = (String, Vec<Option<String>>, Vec<u8>, i32);
+
+/// Rows of one layer.
 pub type StoredRows = (&'static LayerDef, Vec<StoredFeature>);
 
+/// A feature's extent in the R-tree, with its slot.
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
-#[derive(Debug)]
+/// One layer of the copy. Features sit in slots (`None`: removed by an
+/// update); a rebuild compacts them.
+#[derive(Debug, Clone)]
 struct StoredLayer {
     def: &'static LayerDef,
-    features: Vec<StoredFeature>,
-    /// Each feature's extent (`None`: empty geometry), by feature.
-    extents: Vec<Option<[f64; 4]>>,
+    features: Vec<Option<Arc<StoredFeature>>>,
     index: RTree<Entry>,
 }
 
-/// The in-memory copy of [`STORED_LAYERS`].
-#[derive(Debug, Default)]
+/// The in-memory copy of [`STORED_LAYERS`]. Layers are shared between
+/// copies, so replacing or updating one leaves the others in place.
+#[derive(Debug, Default, Clone)]
 pub struct StoredLayers {
-    layers: Vec<StoredLayer>,
+    layers: Vec<Arc<StoredLayer>>,
 }
 
-/// The primary key a layer's rows are ordered by.
-fn order_key(table: &str) -> &'static str {
+/// A Web Mercator box `[min x, min y, max x, max y]` around a lon/lat box
+/// (degrees), grown by a metre so a row PostGIS finds touching it is found
+/// by the copy as well.
+#[must_use]
+pub fn mercator_box(bbox: [f64; 4]) -> [f64; 4] {
+    let [w, s] = lonlat_to_mercator(bbox[0], bbox[1]);
+    let [e, n] = lonlat_to_mercator(bbox[2], bbox[3]);
+    [w - 1.0, s - 1.0, e + 1.0, n + 1.0]
+}
+
+/// The primary key of a layer's table.
+fn primary_key(table: &str) -> &'static str {
     if table == "roads" {
         "id"
     } else {
@@ -107,6 +127,19 @@ impl StoredLayers {
     pub async fn fetch_layer(
         pool: &sqlx::PgPool,
         def: &'static LayerDef,
+    ) -> Result<StoredRows, SnapshotError> {
+        Self::fetch_layer_within(pool, def, None).await
+    }
+
+    /// Reads the rows of one stored layer whose geometry's box meets
+    /// `within` (Web Mercator, see [`mercator_box`]); all rows for `None`.
+    ///
+    /// # Errors
+    /// As [`Self::fetch_layer`].
+    pub async fn fetch_layer_within(
+        pool: &sqlx::PgPool,
+        def: &'static LayerDef,
+        within: Option<[f64; 4]>,
     ) -> Result<StoredRows, SnapshotError> {
         let query_error = |source| SnapshotError::Query {
             layer: def.name,
@@ -137,7 +170,7 @@ impl StoredLayers {
             })
             .collect();
         let texts: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
-        let (filter, zooms) = match def.filter {
+        let (mut filter, zooms) = match def.filter {
             Some(predicate) if predicate.contains("$1") => (
                 String::new(),
                 format!(
@@ -150,19 +183,37 @@ impl StoredLayers {
             Some(predicate) => (format!(" WHERE {predicate}"), "-1".to_owned()),
             None => (String::new(), "-1".to_owned()),
         };
+        if let Some([w, s, e, n]) = within {
+            filter = format!(
+                "{} {} && ST_MakeEnvelope({w}, {s}, {e}, {n}, 3857)",
+                if filter.is_empty() { " WHERE" } else { " AND" },
+                def.geometry
+            );
+            if def
+                .filter
+                .is_some_and(|predicate| !predicate.contains("$1"))
+            {
+                // `filter` began with the layer's own WHERE clause.
+                filter = format!(
+                    " WHERE ({}) AND {} && ST_MakeEnvelope({w}, {s}, {e}, {n}, 3857)",
+                    def.filter.unwrap_or("true"),
+                    def.geometry
+                );
+            }
+        }
         let sql = format!(
-            "SELECT ARRAY[{}], ST_AsBinary({}), {zooms} FROM {}{filter} ORDER BY {}",
+            "SELECT ({})::text, ARRAY[{}], ST_AsBinary({}), {zooms} FROM {}{filter}",
+            primary_key(def.table),
             texts.join(", "),
             def.geometry,
             def.table,
-            order_key(def.table),
         );
-        let rows: Vec<(Vec<Option<String>>, Vec<u8>, i32)> = sqlx::query_as(&sql)
+        let rows: Vec<StoredRow> = sqlx::query_as(&sql)
             .fetch_all(pool)
             .await
             .map_err(query_error)?;
         let mut features = Vec::with_capacity(rows.len());
-        for (index, (texts, wkb, zooms)) in rows.into_iter().enumerate() {
+        for (index, (key, texts, wkb, zooms)) in rows.into_iter().enumerate() {
             let geometry_error = |reason: String| SnapshotError::Geometry {
                 layer: def.name,
                 index,
@@ -183,6 +234,7 @@ impl StoredLayers {
             #[expect(clippy::cast_sign_loss, reason = "a bit mask")]
             let zooms = zooms as u32;
             features.push(StoredFeature {
+                key: key.into_boxed_str(),
                 attributes,
                 shape,
                 zooms,
@@ -207,33 +259,51 @@ impl StoredLayers {
     #[must_use]
     pub fn build(rows: Vec<StoredRows>) -> Self {
         Self {
-            layers: rows.into_iter().map(StoredLayer::build).collect(),
+            layers: rows
+                .into_iter()
+                .map(|rows| Arc::new(StoredLayer::build(rows)))
+                .collect(),
         }
     }
 
-    /// This copy with the layers of `rows` replaced and the others shared
-    /// unchanged in meaning (they are rebuilt from `self`'s rows).
+    /// This copy with the layers of `rows` replaced (all their rows) and
+    /// the others shared.
     #[must_use]
     pub fn replaced(&self, rows: Vec<StoredRows>) -> Self {
-        let mut layers: Vec<StoredLayer> = Vec::with_capacity(self.layers.len());
-        let mut fresh: Vec<StoredLayer> = rows.into_iter().map(StoredLayer::build).collect();
-        for held in &self.layers {
-            if let Some(at) = fresh
-                .iter()
-                .position(|layer| layer.def.name == held.def.name)
-            {
-                layers.push(fresh.swap_remove(at));
-            } else {
-                layers.push(StoredLayer {
-                    def: held.def,
-                    features: held.features.clone(),
-                    extents: held.extents.clone(),
-                    index: held.index.clone(),
-                });
-            }
+        let mut copy = self.clone();
+        for rows in rows {
+            copy.put(Arc::new(StoredLayer::build(rows)));
         }
-        layers.extend(fresh);
-        Self { layers }
+        copy
+    }
+
+    /// This copy after a change within `within` (Web Mercator, see
+    /// [`mercator_box`]): `rows` are the layer's rows PostGIS now finds
+    /// there ([`Self::fetch_layer_within`]). Every feature of the copy
+    /// meeting the box, or with the key of one of `rows`, is dropped and
+    /// `rows` are added, so a change whose old and new extents lie in the
+    /// box (as a change notice's extent does) is applied exactly. Other
+    /// layers are shared.
+    #[must_use]
+    pub fn updated(&self, (def, rows): StoredRows, within: [f64; 4]) -> Self {
+        let mut copy = self.clone();
+        let layer = match self.layers.iter().find(|held| held.def.name == def.name) {
+            Some(held) => held.updated(rows, within),
+            None => StoredLayer::build((def, rows)),
+        };
+        copy.put(Arc::new(layer));
+        copy
+    }
+
+    fn put(&mut self, layer: Arc<StoredLayer>) {
+        match self
+            .layers
+            .iter_mut()
+            .find(|held| held.def.name == layer.def.name)
+        {
+            Some(held) => *held = layer,
+            None => self.layers.push(layer),
+        }
     }
 
     /// The layers whose rows come from `table`.
@@ -252,7 +322,7 @@ impl StoredLayers {
         self.layers
             .iter()
             .find(|held| held.def.name == layer)
-            .map(|held| held.features.len())
+            .map(|held| held.features.iter().flatten().count())
     }
 
     /// `layer` of `tile` as an MVT message (empty when no feature meets the
@@ -264,49 +334,100 @@ impl StoredLayers {
     }
 }
 
+fn entry(id: usize, feature: &StoredFeature) -> Option<Entry> {
+    let [w, s, e, n] = extent(&feature.shape)?;
+    let id = u32::try_from(id).ok()?;
+    Some(GeomWithData::new(
+        Rectangle::from_corners([w, s], [e, n]),
+        id,
+    ))
+}
+
+fn aabb([w, s, e, n]: [f64; 4]) -> AABB<[f64; 2]> {
+    AABB::from_corners([w, s], [e, n])
+}
+
 impl StoredLayer {
     fn build((def, features): StoredRows) -> Self {
-        let extents: Vec<Option<[f64; 4]>> = features
-            .iter()
-            .map(|feature| extent(&feature.shape))
-            .collect();
-        let entries: Vec<Entry> = extents
+        let features: Vec<Option<Arc<StoredFeature>>> =
+            features.into_iter().map(|f| Some(Arc::new(f))).collect();
+        let entries: Vec<Entry> = features
             .iter()
             .enumerate()
-            .filter_map(|(i, bbox)| {
-                let [w, s, e, n] = (*bbox)?;
-                let id = u32::try_from(i).ok()?;
-                Some(GeomWithData::new(
-                    Rectangle::from_corners([w, s], [e, n]),
-                    id,
-                ))
-            })
+            .filter_map(|(i, feature)| entry(i, feature.as_ref()?))
             .collect();
         Self {
             def,
             features,
-            extents,
             index: RTree::bulk_load(entries),
         }
+    }
+
+    fn updated(&self, rows: Vec<StoredFeature>, within: [f64; 4]) -> Self {
+        let mut layer = self.clone();
+        let mut gone: Vec<Entry> = layer
+            .index
+            .locate_in_envelope_intersecting(&aabb(within))
+            .copied()
+            .collect();
+        // A row PostGIS found by its (outward-rounded) box but whose extent
+        // misses `within` is also still held: drop it by its key.
+        for row in &rows {
+            let Some(bbox) = extent(&row.shape) else {
+                continue;
+            };
+            gone.extend(
+                layer
+                    .index
+                    .locate_in_envelope_intersecting(&aabb(bbox))
+                    .filter(|entry| {
+                        layer.features[entry.data as usize]
+                            .as_ref()
+                            .is_some_and(|held| held.key == row.key)
+                    })
+                    .copied(),
+            );
+        }
+        for entry in gone {
+            if layer.index.remove(&entry).is_some() {
+                layer.features[entry.data as usize] = None;
+            }
+        }
+        for row in rows {
+            let id = layer.features.len();
+            if let Some(entry) = entry(id, &row) {
+                layer.index.insert(entry);
+            }
+            layer.features.push(Some(Arc::new(row)));
+        }
+        // Compact once removed slots outnumber the features.
+        let held = layer.features.iter().flatten().count();
+        if layer.features.len() > 2 * held + 1024 {
+            let rows = layer
+                .features
+                .into_iter()
+                .flatten()
+                .map(Arc::unwrap_or_clone)
+                .collect();
+            return StoredLayer::build((layer.def, rows));
+        }
+        layer
     }
 
     fn encode(&self, tile: TileCoord) -> Vec<u8> {
         let frame = TileFrame::new(tile);
         let [w, s, e, n] = frame.query;
-        let mut ids: Vec<u32> = self
+        let zoom_bit = 1_u32 << tile.z;
+        let mut found: Vec<&StoredFeature> = self
             .index
             .locate_in_envelope_intersecting(&AABB::from_corners([w, s], [e, n]))
-            .map(|entry| entry.data)
+            .filter_map(|entry| self.features[entry.data as usize].as_deref())
+            .filter(|feature| feature.zooms & zoom_bit != 0)
             .collect();
         // Primary-key order, whatever order the tree walks in.
-        ids.sort_unstable();
-        let zoom_bit = 1_u32 << tile.z;
+        found.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let mut writer = LayerWriter::new(self.def.name, EXTENT);
-        for id in ids {
-            let feature = &self.features[id as usize];
-            if feature.zooms & zoom_bit == 0 {
-                continue;
-            }
+        for feature in found {
             let attributes = || {
                 self.def
                     .columns
@@ -321,7 +442,7 @@ impl StoredLayer {
                     }
                 }
                 Shape::Lines(_) | Shape::Polygons(_)
-                    if self.extents[id as usize]
+                    if extent(&feature.shape)
                         .is_some_and(|bbox| below_resolution(bbox, &frame)) => {}
                 Shape::Lines(lines) => {
                     let mut geometry = LineGeometry::default();
@@ -521,6 +642,78 @@ mod tests {
     fn lines_outside_or_collapsing_are_left_out() {
         assert!(clip_line(&[[-500.0, -500.0], [-100.0, -100.0]]).is_empty());
         assert!(clip_line(&[[10.0, 10.0], [10.2, 10.1]]).is_empty());
+    }
+
+    /// A building: a 20 m square at `(x, y)` (Web Mercator) with key `key`.
+    fn building(key: usize, name: &str, x: f64, y: f64) -> StoredFeature {
+        let square = vec![[x, y], [x + 20.0, y], [x + 20.0, y + 20.0], [x, y + 20.0]];
+        StoredFeature {
+            key: format!("{key:04}").into_boxed_str(),
+            attributes: vec![
+                Some(Attribute::Text(format!("{key:04}").into_boxed_str())),
+                Some(Attribute::Text(name.into())),
+                Some(Attribute::Integer(6)),
+                None,
+            ],
+            shape: Shape::Polygons(vec![vec![square]]),
+            zooms: u32::MAX,
+        }
+    }
+
+    #[test]
+    fn an_update_within_a_box_draws_what_a_full_reload_draws() {
+        let def = find_layer("buildings").unwrap();
+        let (x0, y0) = (13_411_000.0, 4_512_000.0);
+        let at = |i: usize| (x0 + (i % 10) as f64 * 50.0, y0 + (i / 10) as f64 * 50.0);
+        let before: Vec<StoredFeature> = (0..60)
+            .map(|i| {
+                let (x, y) = at(i);
+                building(i, "楼", x, y)
+            })
+            .collect();
+        // After: 11 moved within the box, 12 renamed, 13 deleted, 99 added.
+        let mut after: Vec<StoredFeature> = before
+            .iter()
+            .filter(|feature| &*feature.key != "0013")
+            .cloned()
+            .collect();
+        for feature in &mut after {
+            match &*feature.key {
+                "0011" => {
+                    let (x, y) = at(24);
+                    *feature = building(11, "楼", x + 25.0, y + 25.0);
+                }
+                "0012" => *feature = building(12, "新楼", at(12).0, at(12).1),
+                _ => {}
+            }
+        }
+        let (x, y) = at(23);
+        after.push(building(99, "加建", x + 25.0, y + 25.0));
+        // The change's extent: rows 11–13 and 23–24 and their new places.
+        let within = [x0 + 40.0, y0 + 40.0, x0 + 230.0, y0 + 130.0];
+        let meets = |feature: &StoredFeature| {
+            let b = extent(&feature.shape).unwrap();
+            b[0] <= within[2] && within[0] <= b[2] && b[1] <= within[3] && within[1] <= b[3]
+        };
+        let mut found: Vec<StoredFeature> = after.iter().filter(|f| meets(f)).cloned().collect();
+        // PostGIS may also return a row just outside (its boxes are rounded
+        // outwards): the update must not hold it twice.
+        found.push(after.iter().find(|f| &*f.key == "0030").unwrap().clone());
+
+        let updated = StoredLayers::build(vec![(def, before)]).updated((def, found), within);
+        let reloaded = StoredLayers::build(vec![(def, after)]);
+        assert_eq!(updated.feature_count("buildings"), Some(60));
+        let [lon, lat] = crate::generalise::mercator_to_lonlat([x0 + 100.0, y0 + 100.0]);
+        for z in 14..=16 {
+            let tile = TileCoord::containing(lon, lat, z);
+            let drawn = updated.encode_layer("buildings", tile).unwrap();
+            assert!(!drawn.is_empty());
+            assert_eq!(
+                drawn,
+                reloaded.encode_layer("buildings", tile).unwrap(),
+                "z{z}"
+            );
+        }
     }
 
     #[test]
