@@ -3,11 +3,12 @@
 //!
 //! A uniform grid of cells over all polygons names, for most points, the
 //! polygon covering the point's whole cell; elsewhere it lists the few
-//! polygons to test, in code order, and an exact, boundary-inclusive
-//! point-in-polygon test on the prepared polygon ([`PreparedPolygon`]: its own
-//! grid of inside/outside/boundary cells, then y-slabs of edges and geo's
-//! robust predicates) decides. An R-tree (rstar) of bounding boxes serves the
-//! nearest-edge search and an independent locate path for tests.
+//! polygons to test, in code order, each with the few edges of the cell's row
+//! that can decide an exact, boundary-inclusive crossing test (geo's robust
+//! predicates). [`PreparedPolygon`] (its own grid of inside/outside/boundary
+//! cells, then y-slabs of edges) answers single-polygon tests. An R-tree
+//! (rstar) of bounding boxes serves the nearest-edge search and an
+//! independent locate path for tests.
 //!
 //! **Boundary rule.** A point on a shared edge or vertex lies in the closed area
 //! of several grids. The index answers with the one whose code sorts first,

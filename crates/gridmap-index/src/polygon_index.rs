@@ -1,7 +1,7 @@
 //! [`PolygonIndex`]: an R-tree of polygons keyed by code, each polygon
 //! prepared for exact point tests ([`PreparedPolygon`]).
 
-use crate::cell_index::{entry_item, Candidates, CellIndex};
+use crate::cell_index::CellIndex;
 use crate::prepared::PreparedPolygon;
 use crate::LocalMetres;
 use geo::{BoundingRect, MultiPolygon};
@@ -93,28 +93,32 @@ impl<T> PolygonIndex<T> {
     /// one with the smallest code (see the crate documentation).
     #[must_use]
     pub fn locate(&self, x: f64, y: f64) -> Option<&Located<T>> {
-        match self.cells.candidates(x, y) {
-            Candidates::None => None,
-            Candidates::Item(idx) => Some(&self.items[idx]),
-            Candidates::Test(entries) => entries.iter().find_map(|&entry| {
-                let (idx, covers_cell) = entry_item(entry);
-                (covers_cell || self.covers(idx, x, y)).then(|| &self.items[idx])
-            }),
-        }
+        self.cells
+            .locate(
+                x,
+                y,
+                |idx, x, y| self.covers(idx, x, y),
+                |x, y| self.locate_index_by_boxes(x, y),
+            )
+            .map(|idx| &self.items[idx])
     }
 
     /// [`PolygonIndex::locate`] by way of the R-tree of bounding boxes
     /// rather than the cells: an independent path for tests.
     #[must_use]
     pub fn locate_by_boxes(&self, x: f64, y: f64) -> Option<&Located<T>> {
-        let mut best = usize::MAX;
+        self.locate_index_by_boxes(x, y).map(|idx| &self.items[idx])
+    }
+
+    fn locate_index_by_boxes(&self, x: f64, y: f64) -> Option<usize> {
+        let mut best = None;
         self.visit_boxes_at(self.tree.root(), [x, y], &mut |idx| {
             // Items are in code order: only a smaller index can still win.
-            if idx < best && self.covers(idx, x, y) {
-                best = idx;
+            if best.is_none_or(|best| idx < best) && self.covers(idx, x, y) {
+                best = Some(idx);
             }
         });
-        self.items.get(best)
+        best
     }
 
     /// Every polygon whose closed area covers `(x, y)`, in code order.
@@ -304,6 +308,142 @@ mod tests {
         let index = PolygonIndex::new(vec![l_shape]);
         assert!(index.locate(1.5, 1.5).is_none());
         assert!(index.locate(0.5, 1.5).is_some());
+    }
+
+    /// A jittered lattice of grids with slanted, shared sides (one extra
+    /// vertex per side, on a 1e-7 lattice), some grids in two parts, and an
+    /// overlapping grid with a hole: every path of the cells' edge lists.
+    #[test]
+    fn cells_agree_with_brute_force_on_slanted_shared_edges_holes_and_parts() {
+        use geo::{Intersects, LineString, Polygon};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let n = 14;
+        let step = 0.01;
+        let snap = |v: f64| (v / 1e-7).round() * 1e-7;
+        let jitter = |rng: &mut rand_chacha::ChaCha8Rng| rng.gen_range(-0.3..0.3) * step;
+        let corners: Vec<Vec<Coord<f64>>> = (0..=n)
+            .map(|i| {
+                (0..=n)
+                    .map(|j| Coord {
+                        x: snap(120.0 + i as f64 * step + jitter(&mut rng)),
+                        y: snap(37.0 + j as f64 * step + jitter(&mut rng)),
+                    })
+                    .collect()
+            })
+            .collect();
+        // The extra vertex of each side, shared by the two grids along it.
+        let mut middle = |a: Coord<f64>, b: Coord<f64>| Coord {
+            x: snap(f64::midpoint(a.x, b.x) + rng.gen_range(-0.1..0.1) * step),
+            y: snap(f64::midpoint(a.y, b.y) + rng.gen_range(-0.1..0.1) * step),
+        };
+        let horizontal: Vec<Vec<Coord<f64>>> = (0..n)
+            .map(|i| {
+                (0..=n)
+                    .map(|j| middle(corners[i][j], corners[i + 1][j]))
+                    .collect()
+            })
+            .collect();
+        let vertical: Vec<Vec<Coord<f64>>> = (0..=n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| middle(corners[i][j], corners[i][j + 1]))
+                    .collect()
+            })
+            .collect();
+        let grid = |i: usize, j: usize| {
+            Polygon::new(
+                LineString(vec![
+                    corners[i][j],
+                    horizontal[i][j],
+                    corners[i + 1][j],
+                    vertical[i + 1][j],
+                    corners[i + 1][j + 1],
+                    horizontal[i][j + 1],
+                    corners[i][j + 1],
+                    vertical[i][j],
+                    corners[i][j],
+                ]),
+                Vec::new(),
+            )
+        };
+        let mut items = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                let code = format!("{:05}", rng.gen_range(0..100_000));
+                // Every seventh grid also owns a grid three columns over.
+                let parts = if (i * n + j) % 7 == 0 && i + 3 < n {
+                    vec![grid(i, j), grid(i + 3, j)]
+                } else {
+                    vec![grid(i, j)]
+                };
+                items.push(Located {
+                    code: code.into(),
+                    polygon: MultiPolygon(parts),
+                    payload: (),
+                });
+            }
+        }
+        let ring = |x0: f64, y0: f64, size: f64| {
+            LineString::from(vec![
+                (x0, y0),
+                (x0 + size, y0 + size * 0.1),
+                (x0 + size, y0 + size),
+                (x0, y0 + size * 0.9),
+                (x0, y0),
+            ])
+        };
+        items.push(Located {
+            code: "00000-holed".into(),
+            polygon: MultiPolygon(vec![Polygon::new(
+                ring(120.031, 37.031, 0.05),
+                vec![ring(120.041, 37.041, 0.02)],
+            )]),
+            payload: (),
+        });
+        let brute = items.clone();
+        let index = PolygonIndex::new(items);
+        let mut points: Vec<Coord<f64>> = (0..20_000)
+            .map(|_| Coord {
+                x: rng.gen_range(119.99..120.01 + n as f64 * step),
+                y: rng.gen_range(36.99..37.01 + n as f64 * step),
+            })
+            .collect();
+        for item in &brute {
+            for part in &item.polygon.0 {
+                for ring in std::iter::once(part.exterior()).chain(part.interiors()) {
+                    for line in ring.lines() {
+                        points.push(line.start);
+                        points.push(Coord {
+                            x: f64::midpoint(line.start.x, line.end.x),
+                            y: f64::midpoint(line.start.y, line.end.y),
+                        });
+                        // Rays through vertices, and points just beside them.
+                        points.push(Coord {
+                            x: rng.gen_range(119.99..120.01 + n as f64 * step),
+                            y: line.start.y,
+                        });
+                        points.push(Coord {
+                            x: line.start.x - 1e-9,
+                            y: line.start.y,
+                        });
+                        points.push(Coord {
+                            x: line.start.x,
+                            y: line.start.y + 1e-9,
+                        });
+                    }
+                }
+            }
+        }
+        for point in points {
+            let expected = brute
+                .iter()
+                .filter(|item| item.polygon.intersects(&geo::Point(point)))
+                .map(|item| &*item.code)
+                .min();
+            let got = index.locate(point.x, point.y).map(|hit| &*hit.code);
+            assert_eq!(got, expected, "{point:?}");
+        }
     }
 
     #[test]

@@ -266,26 +266,9 @@ impl PreparedPolygon {
         let mut inside = false;
         for &start in edges {
             let start = start as usize;
-            let (a, b) = (self.vertices[start], self.vertices[start + 1]);
-            let (y_lo, y_hi) = if a.y < b.y { (a.y, b.y) } else { (b.y, a.y) };
-            if point.y < y_lo || point.y > y_hi {
-                continue;
-            }
-            // The half-open rule counts an edge once at a shared vertex and
-            // never counts a horizontal edge.
-            let crosses_level = (a.y > point.y) != (b.y > point.y);
-            let (x_lo, x_hi) = if a.x < b.x { (a.x, b.x) } else { (b.x, a.x) };
-            if point.x > x_hi {
-                continue;
-            }
-            if point.x < x_lo {
-                inside ^= crosses_level;
-                continue;
-            }
-            match RobustKernel::orient2d(a, b, point) {
-                Orientation::Collinear => return Position::OnBoundary,
-                Orientation::CounterClockwise => inside ^= crosses_level && a.y < b.y,
-                Orientation::Clockwise => inside ^= crosses_level && a.y > b.y,
+            match ray_crosses(self.vertices[start], self.vertices[start + 1], point) {
+                None => return Position::OnBoundary,
+                Some(crosses) => inside ^= crosses,
             }
         }
         if inside {
@@ -341,6 +324,33 @@ impl PreparedPolygon {
                 self.set_cell_state(col, row, state);
             }
         }
+    }
+}
+
+/// One edge's share of the crossing rule for the ray from `point` towards
+/// +x: `None` if the point lies on the edge (exactly, by geo's robust
+/// `orient2d`), otherwise whether the ray crosses the edge. The half-open rule
+/// counts an edge once at a shared vertex and never counts a horizontal edge.
+/// An edge that does not span `point.y`, or lies wholly left of `point.x`,
+/// gives `Some(false)`, so leaving such edges out changes no answer.
+#[inline]
+pub(crate) fn ray_crosses(a: Coord<f64>, b: Coord<f64>, point: Coord<f64>) -> Option<bool> {
+    let (y_lo, y_hi) = if a.y < b.y { (a.y, b.y) } else { (b.y, a.y) };
+    if point.y < y_lo || point.y > y_hi {
+        return Some(false);
+    }
+    let crosses_level = (a.y > point.y) != (b.y > point.y);
+    let (x_lo, x_hi) = if a.x < b.x { (a.x, b.x) } else { (b.x, a.x) };
+    if point.x > x_hi {
+        return Some(false);
+    }
+    if point.x < x_lo {
+        return Some(crosses_level);
+    }
+    match RobustKernel::orient2d(a, b, point) {
+        Orientation::Collinear => None,
+        Orientation::CounterClockwise => Some(crosses_level && a.y < b.y),
+        Orientation::Clockwise => Some(crosses_level && a.y > b.y),
     }
 }
 
