@@ -38,6 +38,10 @@ pub struct TileCache {
     /// reloaded layer by layer on a change and swapped whole.
     stored: Arc<arc_swap::ArcSwapOption<StoredLayers>>,
     stored_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Counts invalidations. A tile whose encoding began before one and
+    /// ended after it may hold the old state (it may have read the old
+    /// snapshot) and is not kept; see [`tile`].
+    invalidations: Arc<std::sync::atomic::AtomicU64>,
     /// The computed layers, each rebuilt off the request path on a change of
     /// its inputs and swapped whole.
     circles: Arc<arc_swap::ArcSwapOption<CircleSnapshot>>,
@@ -62,6 +66,9 @@ pub struct CachedTile {
     brotli: Arc<std::sync::OnceLock<Bytes>>,
     /// Hex digest of `raw`; each encoding's tag adds a suffix to it.
     digest: String,
+    /// Set when a change was invalidated while this tile was being encoded:
+    /// it may show the old state, so it is dropped from the cache at once.
+    encoded_across_a_change: bool,
 }
 
 /// Brotli quality: 5 compresses tiles within a few percent of 11 at a small
@@ -88,6 +95,7 @@ impl CachedTile {
             gzip: Arc::default(),
             brotli: Arc::default(),
             digest: format!("{:016x}", hasher.finish()),
+            encoded_across_a_change: false,
         }
     }
 
@@ -265,6 +273,7 @@ impl TileCache {
             loading: Arc::new(tokio::sync::Mutex::new(())),
             stored: Arc::new(arc_swap::ArcSwapOption::empty()),
             stored_lock: Arc::new(tokio::sync::Mutex::new(())),
+            invalidations: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             circles: Arc::new(arc_swap::ArcSwapOption::empty()),
             gaps: Arc::new(arc_swap::ArcSwapOption::empty()),
             circles_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -429,8 +438,16 @@ impl TileCache {
         Some((new.layer().def().name, extent))
     }
 
+    /// Bumps the invalidation count before tiles are dropped, so a tile
+    /// still being encoded sees it when it is done.
+    fn count_invalidation(&self) {
+        self.invalidations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Drops every cached tile that shows `layer` and meets `bbox` (degrees).
     pub fn invalidate_layer(&self, layer: &'static str, bbox: [f64; 4]) {
+        self.count_invalidation();
         let predicate = move |key: &(String, TileCoord), _: &CachedTile| {
             key.0.split(',').any(|name| name == layer) && {
                 let [w, s, e, n] = bbox;
@@ -653,6 +670,7 @@ impl TileCache {
     /// Drops every cached tile that shows `table` and meets `bbox`
     /// (`[west, south, east, north]` in degrees; `None` for the whole table).
     pub fn invalidate(&self, table: &str, bbox: Option<[f64; 4]>) {
+        self.count_invalidation();
         let table = table.to_owned();
         let predicate = move |key: &(String, TileCoord), _: &CachedTile| {
             // Computed layers are dropped by what changed in them instead
@@ -800,10 +818,17 @@ pub async fn tile(
         .map_err(|err| ApiError::BadRequest(err.to_string()))?;
     let pool = state.pool.clone();
     let tile_cache = state.tile_cache.clone();
+    let key = (layers.clone(), coord);
     let tile = state
         .tile_cache
         .cache
-        .try_get_with((layers.clone(), coord), async move {
+        .try_get_with(key.clone(), async move {
+            // Read before any snapshot: snapshots are swapped before the
+            // count is bumped, so an unchanged count at the end means this
+            // tile was drawn from the current state.
+            let invalidations_before = tile_cache
+                .invalidations
+                .load(std::sync::atomic::Ordering::SeqCst);
             let shows = |name: &str| layer_defs.iter().any(|layer| layer.name == name);
             let polygons = if layer_defs
                 .iter()
@@ -842,10 +867,20 @@ pub async fn tile(
                 computed: &computed,
             };
             let body = gridmap_tiles::encode_tile_from(&pool, &sources, &layer_defs, coord).await?;
-            Ok::<_, anyhow::Error>(CachedTile::new(body))
+            let mut tile = CachedTile::new(body);
+            tile.encoded_across_a_change = tile_cache
+                .invalidations
+                .load(std::sync::atomic::Ordering::SeqCst)
+                != invalidations_before;
+            Ok::<_, anyhow::Error>(tile)
         })
         .await
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err:#}")))?;
+    if tile.encoded_across_a_change {
+        // Answer this request (it began before the change was applied) but
+        // keep the tile no longer: the next request draws the new state.
+        state.tile_cache.cache.invalidate(&key).await;
+    }
     Ok(tile_response(&tile, &request_headers, internal))
 }
 
