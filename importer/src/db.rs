@@ -70,6 +70,75 @@ pub(crate) async fn check_against_database(
     Ok(repaired)
 }
 
+/// Whether the tables' own constraints make every set-based check of
+/// [`check_against_database`] for `layers`: a primary key or unique
+/// constraint on the layer's key (duplicates in the import and codes already
+/// stored), a foreign key on every reference column (parents found nowhere;
+/// the bulk path re-adds them), and a CHECK calling `ST_IsValid(geom)` for
+/// areas and lines. Then an insert that succeeds has passed them all, and one
+/// that fails fails with an integrity error.
+pub(crate) async fn constraints_cover(
+    connection: &mut PgConnection,
+    layers: &[StagedLayer],
+) -> Result<bool, ImportError> {
+    for layer in layers {
+        let spec = layer.spec;
+        let table = spec.entity.table();
+        let definitions: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = $1::regclass AND convalidated",
+        )
+        .bind(table)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(ImportError::database(format!(
+            "looking up the constraints of {table}"
+        )))?;
+        let has = |wanted: &str| definitions.iter().any(|definition| definition == wanted);
+        let validity = matches!(spec.geometry, GeometryKind::Point | GeometryKind::None)
+            || definitions
+                .iter()
+                .any(|definition| definition.contains("st_isvalid(geom)"));
+        let key = spec.key.is_none() || {
+            let columns = spec.key_columns().join(", ");
+            has(&format!("PRIMARY KEY ({columns})")) || has(&format!("UNIQUE ({columns})"))
+        };
+        let references = spec.fields.iter().all(|field| {
+            field.references.is_none_or(|parent| {
+                has(&format!(
+                    "FOREIGN KEY ({}) REFERENCES {}({})",
+                    field.column,
+                    parent.table(),
+                    LayerSpec::of(parent).key.unwrap_or("code")
+                ))
+            })
+        });
+        if !(validity && key && references) {
+            tracing::debug!(
+                table,
+                validity,
+                key,
+                references,
+                "checks run before the insert"
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `err` is a constraint refusing a row (SQLSTATE class 23:
+/// unique, foreign key, check, not null).
+pub(crate) fn is_integrity_violation(err: &ImportError) -> bool {
+    match err {
+        ImportError::Database { source, .. } => source
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code.starts_with("23")),
+        _ => false,
+    }
+}
+
 /// `SELECT <order> AS o, <columns> FROM <stage> UNION ALL …` over the staging
 /// tables of `entity`, or `None` when the import has none.
 pub(crate) fn stages_of(layers: &[StagedLayer], entity: Entity, columns: &str) -> Option<String> {

@@ -16,7 +16,8 @@
 //!
 //! An import runs in three steps, in one transaction:
 //!
-//! 1. Every source is read through GDAL on the blocking pool (`read.rs`): fields
+//! 1. Every source is read through GDAL on the blocking pool (`read.rs`;
+//!    plain GeoJSON areas by a native reader, `geojson.rs`): fields
 //!    are found by the alias table in [`fields`] (`WGBM`, `网格编码` or `code`
 //!    for a grid's code, …), geometries are checked for type and shape and
 //!    brought to EPSG:4490. Features stream in batches through a bounded
@@ -30,7 +31,11 @@
 //!    are collected; if there is any, the import is [`ImportError::Rejected`]
 //!    and rolled back, unless [`ImportOptions::skip_invalid`] flags the
 //!    rejected features and their dependants instead (`skip.rs`). `--rejects`
-//!    writes them out (`rejects.rs`).
+//!    writes them out (`rejects.rs`). A plain insert whose features all
+//!    passed step 1 skips these queries when the tables' own constraints
+//!    test the same (`db::constraints_cover`): its rows go in at once inside
+//!    a savepoint, and only if a constraint refuses one is it rolled back and
+//!    checked as above.
 //! 3. In replace mode, stored rows the import does not contain are deleted,
 //!    children first. Then every layer moves from its staging table into its
 //!    table in dependency order with one `INSERT … SELECT` (`ON CONFLICT (code)
@@ -45,6 +50,8 @@ mod db;
 mod entity;
 pub mod export;
 pub mod fields;
+mod geojson;
+mod gpkg;
 mod mapping;
 mod options;
 mod osm;
@@ -179,14 +186,35 @@ pub async fn import(
 
     let checks_started = Instant::now();
     options.stage("checking", None);
-    let repaired = db::check_against_database(
-        &mut transaction,
-        &layers,
-        options.mode,
-        options.repair,
-        &mut problems,
-    )
-    .await?;
+    // The tables' own constraints (primary key, foreign keys, the CHECK
+    // calling ST_IsValid) test on insert what the set-based checks test
+    // before it, so a plain insert whose features all passed their own checks
+    // goes in at once, inside a savepoint. Only when a constraint refuses a
+    // row is everything rolled back to the savepoint and checked feature by
+    // feature, which names every problem as before.
+    let optimistic = !options.repair
+        && options.mode == ImportMode::Insert
+        && problems.is_empty()
+        && db::constraints_cover(&mut transaction, &layers).await?;
+    let mut optimistic_reports = None;
+    let mut optimistic_time = std::time::Duration::ZERO;
+    if optimistic {
+        let attempt_started = Instant::now();
+        optimistic_reports = attempt_insert(&mut transaction, &layers, options).await?;
+        optimistic_time = attempt_started.elapsed();
+    }
+    let repaired = if optimistic_reports.is_some() {
+        Vec::new()
+    } else {
+        db::check_against_database(
+            &mut transaction,
+            &layers,
+            options.mode,
+            options.repair,
+            &mut problems,
+        )
+        .await?
+    };
     for repair in &repaired {
         tracing::info!(%repair, "geometry repaired");
     }
@@ -210,7 +238,7 @@ pub async fn import(
         })??;
         tracing::info!(features = written, "rejects file written");
     }
-    let check_time = checks_started.elapsed();
+    let check_time = checks_started.elapsed().saturating_sub(optimistic_time);
     tracing::debug!(elapsed_ms = check_time.as_millis(), "checks done");
     if skipped > 0 {
         tracing::warn!(features = skipped, "features skipped");
@@ -241,69 +269,10 @@ pub async fn import(
     } else {
         0
     };
-    options.stage(
-        "writing",
-        Some(layers.iter().map(|layer| layer.features).sum()),
-    );
-    let mut reports = Vec::with_capacity(layers.len());
-    let mut deferred: Option<bulk::Deferred> = None;
-    for (index, layer) in layers.iter().enumerate() {
-        let layer_started = Instant::now();
-        let table = layer.spec.entity.table();
-        // The rows this import adds to the table: those of every file of
-        // the entity, so the bulk decision is taken once, at its first file.
-        let first_of_entity = index == 0 || layers[index - 1].spec.entity != layer.spec.entity;
-        let entity_rows: u64 = layers
-            .iter()
-            .filter(|other| other.spec.entity == layer.spec.entity)
-            .map(|other| other.features)
-            .sum();
-        let last_of_entity = layers
-            .get(index + 1)
-            .is_none_or(|next| next.spec.entity != layer.spec.entity);
-        if first_of_entity && bulk::worthwhile(&mut transaction, table, entity_rows).await? {
-            deferred = Some(bulk::defer(&mut transaction, table).await?);
-        }
-        // Rows without a code (roads) cannot be matched; replace emptied
-        // their table already, so they are plain inserts.
-        let upsert = matches!(options.mode, ImportMode::Upsert | ImportMode::Replace)
-            && layer.spec.key.is_some();
-        let rows = copy::write_layer(&mut transaction, layer, upsert).await?;
-        options.advance(layer.features);
-        tracing::debug!(
-            table,
-            rows,
-            elapsed_ms = layer_started.elapsed().as_millis(),
-            "rows moved from the staging table"
-        );
-        if last_of_entity {
-            if let Some(deferred) = deferred.take() {
-                let restore_started = Instant::now();
-                bulk::restore(&mut transaction, deferred).await?;
-                tracing::debug!(
-                    table,
-                    elapsed_ms = restore_started.elapsed().as_millis(),
-                    "indexes and foreign keys restored"
-                );
-            }
-        }
-        tracing::info!(
-            table,
-            rows,
-            elapsed_ms = layer_started.elapsed().as_millis(),
-            "inserted"
-        );
-        reports.push(LayerReport {
-            entity: layer.spec.entity,
-            layer: layer.file_name.clone(),
-            features: layer.features,
-            rows,
-            source_crs: layer.crs.clone(),
-            transformed: layer.transformed,
-            fields: layer.fields.clone(),
-            dropped_personal_fields: layer.dropped_personal.clone(),
-        });
-    }
+    let reports = match optimistic_reports {
+        Some(reports) => reports,
+        None => write_layers(&mut transaction, &layers, options).await?,
+    };
     if options.dry_run {
         transaction
             .rollback()
@@ -335,7 +304,7 @@ pub async fn import(
             .collect(),
         read_time,
         check_time,
-        write_time: write_started.elapsed(),
+        write_time: write_started.elapsed() + optimistic_time,
         elapsed: started.elapsed(),
     };
     tracing::info!(
@@ -345,6 +314,119 @@ pub async fn import(
         "import finished"
     );
     Ok(report)
+}
+
+/// Moves every layer from its staging table into its table, in load order,
+/// taking the bulk path (`bulk.rs`) where it pays.
+async fn write_layers(
+    connection: &mut sqlx::PgConnection,
+    layers: &[check::StagedLayer],
+    options: &ImportOptions,
+) -> Result<Vec<LayerReport>, ImportError> {
+    options.stage(
+        "writing",
+        Some(layers.iter().map(|layer| layer.features).sum()),
+    );
+    let mut reports = Vec::with_capacity(layers.len());
+    let mut deferred: Option<bulk::Deferred> = None;
+    for (index, layer) in layers.iter().enumerate() {
+        let layer_started = Instant::now();
+        let table = layer.spec.entity.table();
+        // The rows this import adds to the table: those of every file of
+        // the entity, so the bulk decision is taken once, at its first file.
+        let first_of_entity = index == 0 || layers[index - 1].spec.entity != layer.spec.entity;
+        let entity_rows: u64 = layers
+            .iter()
+            .filter(|other| other.spec.entity == layer.spec.entity)
+            .map(|other| other.features)
+            .sum();
+        let last_of_entity = layers
+            .get(index + 1)
+            .is_none_or(|next| next.spec.entity != layer.spec.entity);
+        if first_of_entity && bulk::worthwhile(&mut *connection, table, entity_rows).await? {
+            deferred = Some(bulk::defer(&mut *connection, table).await?);
+        }
+        // Rows without a code (roads) cannot be matched; replace emptied
+        // their table already, so they are plain inserts.
+        let upsert = matches!(options.mode, ImportMode::Upsert | ImportMode::Replace)
+            && layer.spec.key.is_some();
+        let rows = copy::write_layer(&mut *connection, layer, upsert).await?;
+        options.advance(layer.features);
+        tracing::debug!(
+            table,
+            rows,
+            elapsed_ms = layer_started.elapsed().as_millis(),
+            "rows moved from the staging table"
+        );
+        if last_of_entity {
+            if let Some(deferred) = deferred.take() {
+                let restore_started = Instant::now();
+                bulk::restore(&mut *connection, deferred).await?;
+                tracing::debug!(
+                    table,
+                    elapsed_ms = restore_started.elapsed().as_millis(),
+                    "indexes and foreign keys restored"
+                );
+            }
+        }
+        tracing::info!(
+            table,
+            rows,
+            elapsed_ms = layer_started.elapsed().as_millis(),
+            "inserted"
+        );
+        reports.push(LayerReport {
+            entity: layer.spec.entity,
+            layer: layer.file_name.clone(),
+            features: layer.features,
+            rows,
+            source_crs: layer.crs.clone(),
+            transformed: layer.transformed,
+            fields: layer.fields.clone(),
+            dropped_personal_fields: layer.dropped_personal.clone(),
+        });
+    }
+    Ok(reports)
+}
+
+/// Inserts every layer inside a savepoint, trusting the tables' constraints
+/// (see [`db::constraints_cover`]): `Some(reports)` when all rows went in,
+/// `None` (rolled back to the savepoint) when a constraint refused one.
+async fn attempt_insert(
+    connection: &mut sqlx::PgConnection,
+    layers: &[check::StagedLayer],
+    options: &ImportOptions,
+) -> Result<Option<Vec<LayerReport>>, ImportError> {
+    let savepoint = sqlx::query;
+    savepoint("SAVEPOINT gridmap_import_insert")
+        .execute(&mut *connection)
+        .await
+        .map_err(ImportError::database(
+            "setting a savepoint before the inserts",
+        ))?;
+    match write_layers(&mut *connection, layers, options).await {
+        Ok(reports) => {
+            savepoint("RELEASE SAVEPOINT gridmap_import_insert")
+                .execute(&mut *connection)
+                .await
+                .map_err(ImportError::database(
+                    "releasing the savepoint of the inserts",
+                ))?;
+            Ok(Some(reports))
+        }
+        Err(err) if db::is_integrity_violation(&err) => {
+            tracing::debug!(%err, "a constraint refused a row; checking feature by feature");
+            savepoint("ROLLBACK TO SAVEPOINT gridmap_import_insert")
+                .execute(&mut *connection)
+                .await
+                .map_err(ImportError::database(
+                    "rolling back to the savepoint of the inserts",
+                ))?;
+            options.stage("checking", None);
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Reads `source` on the blocking pool and streams its features, converted

@@ -19,8 +19,8 @@ use crate::report::FieldUse;
 use crate::{ImportOptions, Source, SourceCrs};
 
 /// China's rough extent: coordinates outside it are a CRS or axis-order mistake.
-const CHINA_LON: std::ops::RangeInclusive<f64> = 73.0..=136.0;
-const CHINA_LAT: std::ops::RangeInclusive<f64> = 3.0..=54.0;
+pub(crate) const CHINA_LON: std::ops::RangeInclusive<f64> = 73.0..=136.0;
+pub(crate) const CHINA_LAT: std::ops::RangeInclusive<f64> = 3.0..=54.0;
 
 /// Features per message from the reading thread: large enough that channel
 /// traffic does not matter, small enough that the few messages in flight
@@ -112,6 +112,14 @@ pub(crate) fn read_source(
     if let Some(parents) = osm_parents {
         return crate::osm::read(source, options, parents, sender);
     }
+    // Plain GeoJSON areas are read natively, several times faster.
+    if let Some(count) = crate::geojson::read_plain(source, options, sender)? {
+        return Ok(count);
+    }
+    // So are plain GeoPackage areas.
+    if let Some(count) = crate::gpkg::read_plain(source, options, sender)? {
+        return Ok(count);
+    }
     let send_header = |header: LayerHeader| {
         // A closed channel means the import already failed; nothing to do.
         let _ = sender.blocking_send(ReadMessage::Header(header));
@@ -160,8 +168,9 @@ pub(crate) fn read_source(
         .mapping
         .as_ref()
         .filter(|mapping| mapping.applies_to(source.entity));
+    let names: Vec<String> = layer.defn().fields().map(|field| field.name()).collect();
     let field_index = map_fields(
-        &layer,
+        &names,
         spec,
         &mut header,
         &file_name,
@@ -415,17 +424,20 @@ fn osm_layer(dataset: &Dataset, entity: crate::Entity) -> Result<Layer<'_>, Stri
 }
 
 /// How geometries get to EPSG:4490.
-struct CrsPlan {
-    description: String,
-    declared: bool,
-    transform: Option<CoordTransform>,
+pub(crate) struct CrsPlan {
+    pub description: String,
+    pub declared: bool,
+    pub transform: Option<CoordTransform>,
     /// A lon/lat offset system converted point by point after reading.
-    offset: Option<LonLatCrs>,
+    pub offset: Option<LonLatCrs>,
 }
 
 /// Plans the way to EPSG:4490 from the CRS given with `--crs`, else the one
 /// the layer declares.
-fn plan_crs(layer_srs: Option<SpatialRef>, given: Option<SourceCrs>) -> Result<CrsPlan, String> {
+pub(crate) fn plan_crs(
+    layer_srs: Option<SpatialRef>,
+    given: Option<SourceCrs>,
+) -> Result<CrsPlan, String> {
     let layer_srs = match given {
         None => layer_srs,
         Some(SourceCrs::Offset(crs)) => {
@@ -507,8 +519,8 @@ fn epsg_code(srs: &SpatialRef) -> Option<i32> {
 
 /// Finds the source field of every column and records layer-level problems
 /// for required columns that no field feeds.
-fn map_fields(
-    layer: &Layer<'_>,
+pub(crate) fn map_fields(
+    names: &[String],
     layer_spec: &LayerSpec,
     header: &mut LayerHeader,
     file_name: &str,
@@ -516,7 +528,6 @@ fn map_fields(
     mapping: Option<&crate::mapping::Mapping>,
 ) -> Vec<Option<usize>> {
     use crate::report::FieldOrigin;
-    let names: Vec<String> = layer.defn().fields().map(|field| field.name()).collect();
     let mut indexes = Vec::with_capacity(header.fields.len());
     for (spec, used) in layer_spec.fields.iter().zip(header.fields.iter_mut()) {
         // A constant of the mapping file: the column reads no field.

@@ -42,8 +42,8 @@ pub use encode::{
 };
 pub use gap_layer::{fetch_gap_inputs, GapInputs, GapSnapshot};
 pub use generalise::{GeneralisedPolygons, SnapshotError, GENERALISED_LAYERS};
-pub use stored::{StoredLayers, STORED_LAYERS};
 pub use layers::{find_any_layer, find_layer, Drawing, LayerDef, INTERNAL_LAYERS, LAYERS};
+pub use stored::{StoredLayers, STORED_LAYERS};
 pub use tilejson::tilejson_for;
 
 /// Tile extent in integer units, as the MVT spec recommends.
