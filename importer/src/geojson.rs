@@ -40,9 +40,7 @@ use serde::Deserialize;
 
 use crate::fields::{GeometryKind, LayerSpec};
 use crate::problem::ImportError;
-use crate::read::{
-    Batch, LayerHeader, RawFeature, ReadMessage, BATCH_FEATURES, CHINA_LAT, CHINA_LON,
-};
+use crate::read::{LayerHeader, RawFeature, ReadMessage, CHINA_LAT, CHINA_LON};
 use crate::{ImportOptions, Source};
 
 /// The one CRS declaration taken; any other is left to GDAL.
@@ -129,7 +127,7 @@ pub(crate) fn read_plain(
     for _ in 0..header_lines {
         lines.next().transpose().map_err(io_error)?;
     }
-    let mut batch = Batch::default();
+    let mut batch = crate::read::BatchSender::new(sender, options);
     let mut count = 0u64;
     for line in lines {
         let line = line.map_err(io_error)?;
@@ -156,25 +154,15 @@ pub(crate) fn read_plain(
                 })
             })
             .collect();
-        batch.features.push(RawFeature {
+        if !batch.push(RawFeature {
             number: count,
             values,
             wkb: Some(feature.geometry.wkb()),
-        });
-        if batch.features.len() >= BATCH_FEATURES {
-            options.advance(batch.features.len() as u64);
-            if sender
-                .blocking_send(ReadMessage::Batch(std::mem::take(&mut batch)))
-                .is_err()
-            {
-                return Ok(Some(count));
-            }
+        }) {
+            return Ok(Some(count));
         }
     }
-    options.advance(batch.features.len() as u64);
-    if !batch.features.is_empty() {
-        let _ = sender.blocking_send(ReadMessage::Batch(batch));
-    }
+    batch.finish();
     tracing::info!(
         file = %file_name,
         entity = %spec.entity,

@@ -19,9 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::fields::{GeometryKind, LayerSpec};
 use crate::problem::ImportError;
-use crate::read::{
-    Batch, LayerHeader, RawFeature, ReadMessage, BATCH_FEATURES, CHINA_LAT, CHINA_LON,
-};
+use crate::read::{LayerHeader, RawFeature, ReadMessage, CHINA_LAT, CHINA_LON};
 use crate::{ImportOptions, Source};
 
 /// Environment variable that turns the native reader off (`0`).
@@ -130,7 +128,7 @@ pub(crate) fn read_plain(
     ));
     let mut statement = connection.prepare(&select).map_err(sqlite_error)?;
     let mut rows = statement.query([]).map_err(sqlite_error)?;
-    let mut batch = Batch::default();
+    let mut batch = crate::read::BatchSender::new(sender, options);
     let mut count = 0u64;
     while let Some(row) = rows.next().map_err(sqlite_error)? {
         count += 1;
@@ -163,25 +161,15 @@ pub(crate) fn read_plain(
             };
             values.push(value);
         }
-        batch.features.push(RawFeature {
+        if !batch.push(RawFeature {
             number: count,
             values,
             wkb: Some(wkb),
-        });
-        if batch.features.len() >= BATCH_FEATURES {
-            options.advance(batch.features.len() as u64);
-            if sender
-                .blocking_send(ReadMessage::Batch(std::mem::take(&mut batch)))
-                .is_err()
-            {
-                return Ok(Some(count));
-            }
+        }) {
+            return Ok(Some(count));
         }
     }
-    options.advance(batch.features.len() as u64);
-    if !batch.features.is_empty() {
-        let _ = sender.blocking_send(ReadMessage::Batch(batch));
-    }
+    batch.finish();
     tracing::info!(
         file = %file_name,
         entity = %spec.entity,

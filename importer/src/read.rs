@@ -61,6 +61,50 @@ pub(crate) struct Batch {
     pub problems: Vec<Problem>,
 }
 
+/// Gathers features (and problems) into batches of [`BATCH_FEATURES`] and
+/// hands each to the writer as it fills, counting progress; shared by the
+/// GDAL reader and the native ones.
+pub(crate) struct BatchSender<'a> {
+    sender: &'a tokio::sync::mpsc::Sender<ReadMessage>,
+    options: &'a ImportOptions,
+    pub(crate) batch: Batch,
+}
+
+impl<'a> BatchSender<'a> {
+    pub(crate) fn new(
+        sender: &'a tokio::sync::mpsc::Sender<ReadMessage>,
+        options: &'a ImportOptions,
+    ) -> Self {
+        Self {
+            sender,
+            options,
+            batch: Batch::default(),
+        }
+    }
+
+    /// Adds a feature and sends the batch when it is full; `false` once the
+    /// writer has stopped listening (it failed or was cancelled), when the
+    /// reader should stop too.
+    pub(crate) fn push(&mut self, feature: RawFeature) -> bool {
+        self.batch.features.push(feature);
+        if self.batch.features.len() < BATCH_FEATURES {
+            return true;
+        }
+        self.options.advance(self.batch.features.len() as u64);
+        self.sender
+            .blocking_send(ReadMessage::Batch(std::mem::take(&mut self.batch)))
+            .is_ok()
+    }
+
+    /// Sends what is left.
+    pub(crate) fn finish(self) {
+        self.options.advance(self.batch.features.len() as u64);
+        if !self.batch.features.is_empty() || !self.batch.problems.is_empty() {
+            let _ = self.sender.blocking_send(ReadMessage::Batch(self.batch));
+        }
+    }
+}
+
 /// One feature: trimmed field text (empty text as `None`) per column, and the
 /// geometry as WKB unless a problem with it was already recorded.
 #[derive(Debug)]
@@ -185,7 +229,7 @@ pub(crate) fn read_source(
         path: source.path.clone(),
         source: err,
     };
-    let mut batch = Batch::default();
+    let mut batch = BatchSender::new(sender, options);
     let mut count = 0u64;
     for (index, feature) in layer.features().enumerate() {
         let number = index as u64 + 1;
@@ -214,31 +258,22 @@ pub(crate) fn read_source(
             Ok(wkb) => (!wkb.is_empty()).then_some(wkb),
             Err(reason) => {
                 batch
+                    .batch
                     .problems
                     .push(Problem::feature(&file_name, number, None, reason));
                 None
             }
         };
-        batch.features.push(RawFeature {
+        count = number;
+        if !batch.push(RawFeature {
             number,
             values,
             wkb,
-        });
-        count = number;
-        if batch.features.len() >= BATCH_FEATURES {
-            options.advance(batch.features.len() as u64);
-            if sender
-                .blocking_send(ReadMessage::Batch(std::mem::take(&mut batch)))
-                .is_err()
-            {
-                return Ok(count);
-            }
+        }) {
+            return Ok(count);
         }
     }
-    options.advance(batch.features.len() as u64);
-    if !batch.features.is_empty() || !batch.problems.is_empty() {
-        let _ = sender.blocking_send(ReadMessage::Batch(batch));
-    }
+    batch.finish();
     tracing::info!(
         file = %file_name,
         entity = %spec.entity,
