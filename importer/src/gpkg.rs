@@ -14,12 +14,11 @@
 
 use std::path::Path;
 
-use gdal::spatial_ref::SpatialRef;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::fields::{GeometryKind, LayerSpec};
 use crate::problem::ImportError;
-use crate::read::{LayerHeader, RawFeature, ReadMessage, CHINA_LAT, CHINA_LON};
+use crate::read::{NativeStart, RawFeature, ReadMessage, CHINA_LAT, CHINA_LON};
 use crate::{ImportOptions, Source};
 
 /// Environment variable that turns the native reader off (`0`).
@@ -72,44 +71,13 @@ pub(crate) fn read_plain(
             return Ok(None);
         }
     };
-    let srs = SpatialRef::from_epsg(4490).map_err(|err| ImportError::Gdal {
-        path: source.path.clone(),
-        source: err,
-    })?;
-    let mut header = LayerHeader {
-        fields: spec
-            .fields
-            .iter()
-            .map(|field| crate::report::FieldUse::unmapped(field.column))
-            .collect(),
-        crs: String::new(),
-        transformed: false,
-        problems: Vec::new(),
-        dropped_personal: Vec::new(),
-    };
-    match crate::read::plan_crs(Some(srs), None) {
-        Ok(plan) if plan.transform.is_none() && plan.offset.is_none() => {
-            header.crs = plan.description;
-        }
-        _ => return Ok(None),
-    }
     let names: Vec<String> = plain.fields.iter().map(|(name, _)| name.clone()).collect();
-    let mapping = options
-        .mapping
-        .as_ref()
-        .filter(|mapping| mapping.applies_to(source.entity));
-    let field_index = crate::read::map_fields(
-        &names,
-        spec,
-        &mut header,
-        &file_name,
-        &options.field_map,
-        mapping,
-    );
-    let crs = header.crs.clone();
-    if sender.blocking_send(ReadMessage::Header(header)).is_err() {
-        return Ok(Some(0));
-    }
+    let (field_index, crs) =
+        match crate::read::start_native_layer(source, spec, options, &names, sender)? {
+            NativeStart::Gdal => return Ok(None),
+            NativeStart::Stopped => return Ok(Some(0)),
+            NativeStart::Read { field_index, crs } => (field_index, crs),
+        };
     let sqlite_error = |err: rusqlite::Error| ImportError::Io {
         path: source.path.clone(),
         source: std::io::Error::other(err),

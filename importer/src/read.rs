@@ -61,6 +61,74 @@ pub(crate) struct Batch {
     pub problems: Vec<Problem>,
 }
 
+/// How a native reader (GeoJSON, GeoPackage) goes on after
+/// [`start_native_layer`].
+pub(crate) enum NativeStart {
+    /// The layer needs GDAL after all; nothing was sent.
+    Gdal,
+    /// The writer has stopped listening.
+    Stopped,
+    /// The header is sent: read the features with these source field
+    /// indexes (per column) and report this CRS.
+    Read {
+        field_index: Vec<Option<usize>>,
+        crs: String,
+    },
+}
+
+/// Starts a native reader's layer of a plain EPSG:4490 file with source
+/// fields `names`: maps the fields as the GDAL reader does and sends the
+/// layer header.
+///
+/// # Errors
+/// [`ImportError::Gdal`] when GDAL cannot describe EPSG:4490.
+pub(crate) fn start_native_layer(
+    source: &Source,
+    spec: &LayerSpec,
+    options: &ImportOptions,
+    names: &[String],
+    sender: &tokio::sync::mpsc::Sender<ReadMessage>,
+) -> Result<NativeStart, ImportError> {
+    let srs = SpatialRef::from_epsg(4490).map_err(|err| ImportError::Gdal {
+        path: source.path.clone(),
+        source: err,
+    })?;
+    let mut header = LayerHeader {
+        fields: spec
+            .fields
+            .iter()
+            .map(|field| crate::report::FieldUse::unmapped(field.column))
+            .collect(),
+        crs: String::new(),
+        transformed: false,
+        problems: Vec::new(),
+        dropped_personal: Vec::new(),
+    };
+    match plan_crs(Some(srs), None) {
+        Ok(plan) if plan.transform.is_none() && plan.offset.is_none() => {
+            header.crs = plan.description;
+        }
+        _ => return Ok(NativeStart::Gdal),
+    }
+    let mapping = options
+        .mapping
+        .as_ref()
+        .filter(|mapping| mapping.applies_to(source.entity));
+    let field_index = map_fields(
+        names,
+        spec,
+        &mut header,
+        &source.file_name(),
+        &options.field_map,
+        mapping,
+    );
+    let crs = header.crs.clone();
+    if sender.blocking_send(ReadMessage::Header(header)).is_err() {
+        return Ok(NativeStart::Stopped);
+    }
+    Ok(NativeStart::Read { field_index, crs })
+}
+
 /// Gathers features (and problems) into batches of [`BATCH_FEATURES`] and
 /// hands each to the writer as it fills, counting progress; shared by the
 /// GDAL reader and the native ones.
