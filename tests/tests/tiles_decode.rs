@@ -41,7 +41,7 @@ async fn grid_tiles_decode_and_match_postgis_counts() {
     .unwrap();
     let scratch = scratch_dir();
     let mut decoded_tiles = 0;
-    for z in [10_u8, 12, 14] {
+    for z in [10_u8, 12, 14, 16] {
         let centre = TileCoord::containing(lon, lat, z);
         for dx in 0..2 {
             for dy in 0..2 {
@@ -113,7 +113,7 @@ async fn grid_tiles_decode_and_match_postgis_counts() {
         }
     }
     std::fs::remove_dir_all(&scratch).ok();
-    assert!(decoded_tiles >= 8, "only {decoded_tiles} tiles had grids");
+    assert!(decoded_tiles >= 12, "only {decoded_tiles} tiles had grids");
 }
 
 #[tokio::test]
