@@ -28,17 +28,22 @@ fn scratch_dir() -> PathBuf {
     dir
 }
 
+/// The centroid of all grids, where the tiles under test lie.
+async fn grid_centre(pool: &sqlx::PgPool) -> (f64, f64) {
+    sqlx::query_as(
+        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Union(geom)) c FROM grids) x",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn grid_tiles_decode_and_match_postgis_counts() {
     let state = gridmap_e2e::demo_state().await;
     let pool = state.pool.clone();
     let app = gridmap_server::app(state, None);
-    let (lon, lat): (f64, f64) = sqlx::query_as(
-        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Union(geom)) c FROM grids) x",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (lon, lat) = grid_centre(&pool).await;
     let scratch = scratch_dir();
     let mut decoded_tiles = 0;
     for z in [10_u8, 12, 14, 16] {
@@ -182,12 +187,7 @@ async fn polygons_in_tiles_are_valid() {
     let state = gridmap_e2e::demo_state().await;
     let pool = state.pool.clone();
     let app = gridmap_server::app(state, None);
-    let (lon, lat): (f64, f64) = sqlx::query_as(
-        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Union(geom)) c FROM grids) x",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (lon, lat) = grid_centre(&pool).await;
     let scratch = scratch_dir().join("valid");
     let layers = [
         "districts",

@@ -170,37 +170,33 @@ impl StoredLayers {
             })
             .collect();
         let texts: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
-        let (mut filter, zooms) = match def.filter {
-            Some(predicate) if predicate.contains("$1") => (
-                String::new(),
-                format!(
-                    "(SELECT COALESCE(bit_or(1 << z), 0) FROM generate_series({}, {}) AS z WHERE {})",
-                    def.minzoom,
-                    def.maxzoom,
-                    predicate.replace("$1", "z")
-                ),
+        // The layer's own filter goes into the query unless it depends on
+        // the zoom, which becomes the per-feature zoom mask instead.
+        let mut conditions: Vec<String> = Vec::new();
+        let zooms = match def.filter {
+            Some(predicate) if predicate.contains("$1") => format!(
+                "(SELECT COALESCE(bit_or(1 << z), 0) FROM generate_series({}, {}) AS z WHERE {})",
+                def.minzoom,
+                def.maxzoom,
+                predicate.replace("$1", "z")
             ),
-            Some(predicate) => (format!(" WHERE {predicate}"), "-1".to_owned()),
-            None => (String::new(), "-1".to_owned()),
+            Some(predicate) => {
+                conditions.push(format!("({predicate})"));
+                "-1".to_owned()
+            }
+            None => "-1".to_owned(),
         };
         if let Some([w, s, e, n]) = within {
-            filter = format!(
-                "{} {} && ST_MakeEnvelope({w}, {s}, {e}, {n}, 3857)",
-                if filter.is_empty() { " WHERE" } else { " AND" },
+            conditions.push(format!(
+                "{} && ST_MakeEnvelope({w}, {s}, {e}, {n}, 3857)",
                 def.geometry
-            );
-            if def
-                .filter
-                .is_some_and(|predicate| !predicate.contains("$1"))
-            {
-                // `filter` began with the layer's own WHERE clause.
-                filter = format!(
-                    " WHERE ({}) AND {} && ST_MakeEnvelope({w}, {s}, {e}, {n}, 3857)",
-                    def.filter.unwrap_or("true"),
-                    def.geometry
-                );
-            }
+            ));
         }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
         let sql = format!(
             "SELECT ({})::text, ARRAY[{}], ST_AsBinary({}), {zooms} FROM {}{filter}",
             primary_key(def.table),
@@ -418,16 +414,22 @@ impl StoredLayer {
         let frame = TileFrame::new(tile);
         let [w, s, e, n] = frame.query;
         let zoom_bit = 1_u32 << tile.z;
-        let mut found: Vec<&StoredFeature> = self
+        // Each feature with its extent, as the R-tree holds it.
+        let mut found: Vec<(&StoredFeature, [f64; 4])> = self
             .index
             .locate_in_envelope_intersecting(&AABB::from_corners([w, s], [e, n]))
-            .filter_map(|entry| self.features[entry.data as usize].as_deref())
-            .filter(|feature| feature.zooms & zoom_bit != 0)
+            .filter_map(|entry| {
+                let feature = self.features[entry.data as usize].as_deref()?;
+                let envelope = rstar::RTreeObject::envelope(entry.geom());
+                let ([west, south], [east, north]) = (envelope.lower(), envelope.upper());
+                Some((feature, [west, south, east, north]))
+            })
+            .filter(|(feature, _)| feature.zooms & zoom_bit != 0)
             .collect();
         // Primary-key order, whatever order the tree walks in.
-        found.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        found.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
         let mut writer = LayerWriter::new(self.def.name, EXTENT);
-        for feature in found {
+        for (feature, bbox) in found {
             let attributes = || {
                 self.def
                     .columns
@@ -441,9 +443,7 @@ impl StoredLayer {
                         writer.add_point(attributes(), snapped);
                     }
                 }
-                Shape::Lines(_) | Shape::Polygons(_)
-                    if extent(&feature.shape)
-                        .is_some_and(|bbox| below_resolution(bbox, &frame)) => {}
+                Shape::Lines(_) | Shape::Polygons(_) if below_resolution(bbox, &frame) => {}
                 Shape::Lines(lines) => {
                     let mut geometry = LineGeometry::default();
                     for line in lines {
