@@ -11,6 +11,10 @@
 //!
 //! Circles walk on roads within the walking distance of the area, so they
 //! cross into the next street; coverage counts the area's own stations only.
+//! Circles at a kind's own minutes and the default speed are the ones the
+//! `service_circles` tiles draw: they are taken from the tiles' computed
+//! snapshot (whole road network) rather than recomputed, as long as the
+//! snapshot holds every station as it is now.
 //! Both are public, so they answer with totals only: never one building's
 //! households or code, never one report's location or time.
 
@@ -21,13 +25,15 @@ use axum::extract::{Query, State};
 use axum::Json;
 use gridmap_circles::{
     best_new_sites, coverage, demand_coverage, service_circles, snap_homes, snap_points, Coord,
-    Demand, Home, NewSite, Parameters, WalkGraph,
+    Demand, Home, NewSite, Parameters, ServiceCircle, WalkGraph,
 };
 use gridmap_store::circle_queries::{
     area_exists, load_building_households, load_circle_stations, load_report_points, load_roads,
     CircleStation,
 };
 use gridmap_store::topology_queries::AreaFilter;
+use gridmap_tiles::circle_layer::circle_parameters;
+use gridmap_tiles::CircleSnapshot;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -73,11 +79,18 @@ pub async fn circles(
     if let Some(area) = &area {
         ensure_exists(&state, area).await?;
     }
-    let margin_m = parameters.limit_m() + parameters.frontage_m;
-    let roads = load_roads(&state.pool, area.as_ref(), margin_m)
+    let stations = load_circle_stations(&state.pool, kind, area.as_ref())
         .await
         .map_err(ApiError::internal)?;
-    let stations = load_circle_stations(&state.pool, kind, area.as_ref())
+    if circle_parameters(kind) == Some(parameters) {
+        if let Some(snapshot) = state.tile_cache.circles(&state.pool).await {
+            if let Some(features) = features_from_snapshot(&snapshot, &stations, &parameters) {
+                return Ok(feature_collection(features));
+            }
+        }
+    }
+    let margin_m = parameters.limit_m() + parameters.frontage_m;
+    let roads = load_roads(&state.pool, area.as_ref(), margin_m)
         .await
         .map_err(ApiError::internal)?;
     // Building the graph and buffering hundreds of circles takes from tens of
@@ -88,30 +101,55 @@ pub async fn circles(
         let circles = service_circles(&graph, &points, &parameters);
         stations
             .iter()
-            .zip(circles)
-            .map(|(station, circle)| {
-                json!({
-                    "type": "Feature",
-                    "geometry": multi_polygon_json(&circle.polygon),
-                    "properties": {
-                        "code": station.code,
-                        "name": station.name,
-                        "kind": station.kind,
-                        "minutes": parameters.minutes,
-                        "speed_m_s": parameters.speed_m_s,
-                        "distance_m": circle.distance_m,
-                        "snap_m": circle.snap_m,
-                        "method": circle.method.as_str(),
-                    },
-                })
-            })
+            .zip(&circles)
+            .map(|(station, circle)| circle_feature(station, circle, &parameters))
             .collect::<Vec<Value>>()
     })
     .await
     .map_err(ApiError::internal)?;
-    Ok(Json(
-        json!({ "type": "FeatureCollection", "features": features }),
-    ))
+    Ok(feature_collection(features))
+}
+
+/// The circles of `stations` as the snapshot holds them; `None` when it
+/// lacks a station or holds an older row of one (a change it has not taken
+/// in yet), so the caller recomputes.
+fn features_from_snapshot(
+    snapshot: &CircleSnapshot,
+    stations: &[CircleStation],
+    parameters: &Parameters,
+) -> Option<Vec<Value>> {
+    stations
+        .iter()
+        .map(|station| {
+            let (computed_for, circle) = snapshot.circle(&station.code)?;
+            (computed_for == station).then(|| circle_feature(station, circle, parameters))
+        })
+        .collect()
+}
+
+fn circle_feature(
+    station: &CircleStation,
+    circle: &ServiceCircle,
+    parameters: &Parameters,
+) -> Value {
+    json!({
+        "type": "Feature",
+        "geometry": multi_polygon_json(&circle.polygon),
+        "properties": {
+            "code": station.code,
+            "name": station.name,
+            "kind": station.kind,
+            "minutes": parameters.minutes,
+            "speed_m_s": parameters.speed_m_s,
+            "distance_m": circle.distance_m,
+            "snap_m": circle.snap_m,
+            "method": circle.method.as_str(),
+        },
+    })
+}
+
+fn feature_collection(features: Vec<Value>) -> Json<Value> {
+    Json(json!({ "type": "FeatureCollection", "features": features }))
 }
 
 pub async fn coverage_report(

@@ -31,25 +31,59 @@ pub const MVT_CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 pub struct TileCache {
     cache: moka::future::Cache<(String, TileCoord), CachedTile>,
     /// Rebuilt off the request path and swapped whole on a change.
-    polygons: Arc<arc_swap::ArcSwapOption<GeneralisedPolygons>>,
-    /// Held while the snapshot loads, so concurrent first requests load it once.
-    loading: Arc<tokio::sync::Mutex<()>>,
+    polygons: Arc<Snapshot<GeneralisedPolygons>>,
     /// The point, line and building layers, copied from their tables;
     /// reloaded layer by layer on a change and swapped whole.
-    stored: Arc<arc_swap::ArcSwapOption<StoredLayers>>,
-    stored_lock: Arc<tokio::sync::Mutex<()>>,
+    stored: Arc<Snapshot<StoredLayers>>,
     /// Counts invalidations. A tile whose encoding began before one and
     /// ended after it may hold the old state (it may have read the old
     /// snapshot) and is not kept; see [`tile`].
     invalidations: Arc<std::sync::atomic::AtomicU64>,
     /// The computed layers, each rebuilt off the request path on a change of
     /// its inputs and swapped whole.
-    circles: Arc<arc_swap::ArcSwapOption<CircleSnapshot>>,
-    gaps: Arc<arc_swap::ArcSwapOption<GapSnapshot>>,
-    /// Held while the circles (gap findings) load or update, so loads and
-    /// updates run one at a time and none is lost.
-    circles_lock: Arc<tokio::sync::Mutex<()>>,
-    gaps_lock: Arc<tokio::sync::Mutex<()>>,
+    circles: Arc<Snapshot<CircleSnapshot>>,
+    gaps: Arc<Snapshot<GapSnapshot>>,
+}
+
+/// A snapshot read from the database on first use and swapped whole when
+/// it changes.
+struct Snapshot<T> {
+    current: arc_swap::ArcSwapOption<T>,
+    /// Held while the snapshot loads or updates, so concurrent first
+    /// requests load it once, and loads and updates run one at a time and
+    /// none is lost.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl<T> Snapshot<T> {
+    fn new() -> Self {
+        Self {
+            current: arc_swap::ArcSwapOption::empty(),
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The current snapshot, or the one `load` makes if there is none yet
+    /// (awaited under the lock, so only the first of concurrent callers
+    /// runs it). `None` when loading fails; the error is logged as `what`.
+    async fn get_or_load(
+        &self,
+        what: &'static str,
+        load: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> Option<Arc<T>> {
+        if let Some(snapshot) = self.current.load_full() {
+            return Some(snapshot);
+        }
+        let _loading = self.lock.lock().await;
+        if let Some(snapshot) = self.current.load_full() {
+            return Some(snapshot);
+        }
+        match load.await {
+            Ok(snapshot) => self.current.store(Some(Arc::new(snapshot))),
+            Err(err) => tracing::error!(error = format!("{err:#}"), "{what}"),
+        }
+        self.current.load_full()
+    }
 }
 
 /// One encoded tile, kept raw, and gzip- or brotli-compressed the first time
@@ -269,80 +303,54 @@ impl TileCache {
             .build();
         Self {
             cache,
-            polygons: Arc::new(arc_swap::ArcSwapOption::empty()),
-            loading: Arc::new(tokio::sync::Mutex::new(())),
-            stored: Arc::new(arc_swap::ArcSwapOption::empty()),
-            stored_lock: Arc::new(tokio::sync::Mutex::new(())),
+            polygons: Arc::new(Snapshot::new()),
+            stored: Arc::new(Snapshot::new()),
             invalidations: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-            circles: Arc::new(arc_swap::ArcSwapOption::empty()),
-            gaps: Arc::new(arc_swap::ArcSwapOption::empty()),
-            circles_lock: Arc::new(tokio::sync::Mutex::new(())),
-            gaps_lock: Arc::new(tokio::sync::Mutex::new(())),
+            circles: Arc::new(Snapshot::new()),
+            gaps: Arc::new(Snapshot::new()),
         }
     }
 
     /// The service circles, computing them on first use (seconds for a
     /// city: the server warms them at start, see [`Self::warm_computed`]);
     /// `None` when they cannot be read (the layer is then left out).
-    async fn circles(&self, pool: &sqlx::PgPool) -> Option<Arc<CircleSnapshot>> {
-        if let Some(snapshot) = self.circles.load_full() {
-            return Some(snapshot);
-        }
-        let _computing = self.circles_lock.lock().await;
-        if let Some(snapshot) = self.circles.load_full() {
-            return Some(snapshot);
-        }
-        let started = std::time::Instant::now();
-        let built = async {
+    pub(crate) async fn circles(&self, pool: &sqlx::PgPool) -> Option<Arc<CircleSnapshot>> {
+        let load = async {
+            let started = std::time::Instant::now();
             let inputs = gridmap_tiles::fetch_circle_inputs(pool, true).await?;
-            tokio::task::spawn_blocking(move || CircleSnapshot::build(inputs))
+            let snapshot = tokio::task::spawn_blocking(move || CircleSnapshot::build(inputs))
                 .await
-                .map_err(|err| anyhow::anyhow!("computing the service circles: {err}"))
+                .map_err(|err| anyhow::anyhow!("computing the service circles: {err}"))?;
+            tracing::info!(
+                circles = snapshot.circle_count(),
+                elapsed_ms = started.elapsed().as_millis(),
+                "computed the service circles"
+            );
+            Ok(snapshot)
         };
-        match built.await {
-            Ok(snapshot) => {
-                tracing::info!(
-                    circles = snapshot.circle_count(),
-                    elapsed_ms = started.elapsed().as_millis(),
-                    "computed the service circles"
-                );
-                self.circles.store(Some(Arc::new(snapshot)));
-            }
-            Err(err) => {
-                tracing::error!(error = format!("{err:#}"), "computing the service circles")
-            }
-        }
-        self.circles.load_full()
+        self.circles
+            .get_or_load("computing the service circles", load)
+            .await
     }
 
     /// The gap findings, checking every street on first use.
     async fn gaps(&self, pool: &sqlx::PgPool) -> Option<Arc<GapSnapshot>> {
-        if let Some(snapshot) = self.gaps.load_full() {
-            return Some(snapshot);
-        }
-        let _computing = self.gaps_lock.lock().await;
-        if let Some(snapshot) = self.gaps.load_full() {
-            return Some(snapshot);
-        }
-        let started = std::time::Instant::now();
-        let built = async {
+        let load = async {
+            let started = std::time::Instant::now();
             let inputs = gridmap_tiles::fetch_gap_inputs(pool, None).await?;
-            tokio::task::spawn_blocking(move || GapSnapshot::build(inputs))
+            let snapshot = tokio::task::spawn_blocking(move || GapSnapshot::build(inputs))
                 .await
-                .map_err(|err| anyhow::anyhow!("checking the streets for gap findings: {err}"))
+                .map_err(|err| anyhow::anyhow!("checking the streets for gap findings: {err}"))?;
+            tracing::info!(
+                findings = snapshot.layer().feature_count(),
+                elapsed_ms = started.elapsed().as_millis(),
+                "computed the gap findings"
+            );
+            Ok(snapshot)
         };
-        match built.await {
-            Ok(snapshot) => {
-                tracing::info!(
-                    findings = snapshot.layer().feature_count(),
-                    elapsed_ms = started.elapsed().as_millis(),
-                    "computed the gap findings"
-                );
-                self.gaps.store(Some(Arc::new(snapshot)));
-            }
-            Err(err) => tracing::error!(error = format!("{err:#}"), "computing the gap findings"),
-        }
-        self.gaps.load_full()
+        self.gaps
+            .get_or_load("computing the gap findings", load)
+            .await
     }
 
     /// Computes the computed layers now, so the first tile does not wait.
@@ -378,8 +386,8 @@ impl TileCache {
         {
             return None;
         }
-        let _computing = self.circles_lock.lock().await;
-        let old = self.circles.load_full()?;
+        let _computing = self.circles.lock.lock().await;
+        let old = self.circles.current.load_full()?;
         let road_changes: Vec<Option<[f64; 4]>> = changed
             .iter()
             .filter(|(table, _)| table == "roads")
@@ -399,7 +407,7 @@ impl TileCache {
                 return None;
             }
         };
-        self.circles.store(Some(Arc::clone(&new)));
+        self.circles.current.store(Some(Arc::clone(&new)));
         let extent = ComputedLayer::changed_extent(Some(old.layer()), new.layer())?;
         Some((new.layer().def().name, extent))
     }
@@ -417,8 +425,8 @@ impl TileCache {
         if changes.is_empty() {
             return None;
         }
-        let _computing = self.gaps_lock.lock().await;
-        let old = self.gaps.load_full()?;
+        let _computing = self.gaps.lock.lock().await;
+        let old = self.gaps.current.load_full()?;
         let updated = async {
             let inputs = gridmap_tiles::fetch_gap_inputs(pool, Some(&changes)).await?;
             let previous = Arc::clone(&old);
@@ -433,7 +441,7 @@ impl TileCache {
                 return None;
             }
         };
-        self.gaps.store(Some(Arc::clone(&new)));
+        self.gaps.current.store(Some(Arc::clone(&new)));
         let extent = ComputedLayer::changed_extent(Some(old.layer()), new.layer())?;
         Some((new.layer().def().name, extent))
     }
@@ -470,75 +478,38 @@ impl TileCache {
         &self,
         pool: &sqlx::PgPool,
     ) -> anyhow::Result<Option<Arc<GeneralisedPolygons>>> {
-        let _loading = self.loading.lock().await;
-        self.load_polygons_locked(pool).await
-    }
-
-    async fn load_polygons_locked(
-        &self,
-        pool: &sqlx::PgPool,
-    ) -> anyhow::Result<Option<Arc<GeneralisedPolygons>>> {
-        let started = std::time::Instant::now();
-        let rows = GeneralisedPolygons::fetch(pool).await?;
-        let snapshot = tokio::task::spawn_blocking(move || GeneralisedPolygons::build(rows))
-            .await
-            .map_err(|err| anyhow::anyhow!("building the generalised snapshot: {err}"))?;
-        tracing::info!(
-            chains = snapshot.chain_count(),
-            elapsed_ms = started.elapsed().as_millis(),
-            "generalised polygon layers"
-        );
-        Ok(self.polygons.swap(Some(Arc::new(snapshot))))
+        let _loading = self.polygons.lock.lock().await;
+        let snapshot = build_polygons(pool).await?;
+        Ok(self.polygons.current.swap(Some(Arc::new(snapshot))))
     }
 
     /// The current snapshot, loading it on first use. `None` (PostGIS draws
     /// every layer) when it cannot be loaded.
     async fn polygons(&self, pool: &sqlx::PgPool) -> Option<Arc<GeneralisedPolygons>> {
-        if let Some(snapshot) = self.polygons.load_full() {
-            return Some(snapshot);
-        }
-        let _loading = self.loading.lock().await;
-        if let Some(snapshot) = self.polygons.load_full() {
-            return Some(snapshot);
-        }
-        if let Err(err) = self.load_polygons_locked(pool).await {
-            tracing::error!(error = format!("{err:#}"), "loading the polygon layers");
-        }
-        self.polygons.load_full()
+        self.polygons
+            .get_or_load("loading the polygon layers", build_polygons(pool))
+            .await
     }
 
     /// The copy of the point, line and building layers, loading it on first
     /// use. `None` (PostGIS draws those layers) when it cannot be loaded.
     async fn stored(&self, pool: &sqlx::PgPool) -> Option<Arc<StoredLayers>> {
-        if let Some(copy) = self.stored.load_full() {
-            return Some(copy);
-        }
-        let _loading = self.stored_lock.lock().await;
-        if let Some(copy) = self.stored.load_full() {
-            return Some(copy);
-        }
-        let started = std::time::Instant::now();
-        let built = async {
+        let load = async {
+            let started = std::time::Instant::now();
             let rows = StoredLayers::fetch(pool).await?;
-            tokio::task::spawn_blocking(move || StoredLayers::build(rows))
+            let copy = tokio::task::spawn_blocking(move || StoredLayers::build(rows))
                 .await
-                .map_err(|err| anyhow::anyhow!("indexing the stored layers: {err}"))
+                .map_err(|err| anyhow::anyhow!("indexing the stored layers: {err}"))?;
+            tracing::info!(
+                buildings = copy.feature_count("buildings"),
+                elapsed_ms = started.elapsed().as_millis(),
+                "copied the point, line and building layers"
+            );
+            Ok(copy)
         };
-        match built.await {
-            Ok(copy) => {
-                tracing::info!(
-                    buildings = copy.feature_count("buildings"),
-                    elapsed_ms = started.elapsed().as_millis(),
-                    "copied the point, line and building layers"
-                );
-                self.stored.store(Some(Arc::new(copy)));
-            }
-            Err(err) => tracing::error!(
-                error = format!("{err:#}"),
-                "copying the point, line and building layers"
-            ),
-        }
-        self.stored.load_full()
+        self.stored
+            .get_or_load("copying the point, line and building layers", load)
+            .await
     }
 
     /// Loads the stored layers now, so the first tile does not wait.
@@ -567,8 +538,8 @@ impl TileCache {
         if work.is_empty() {
             return;
         }
-        let _loading = self.stored_lock.lock().await;
-        let Some(current) = self.stored.load_full() else {
+        let _loading = self.stored.lock.lock().await;
+        let Some(current) = self.stored.current.load_full() else {
             return;
         };
         let started = std::time::Instant::now();
@@ -600,13 +571,13 @@ impl TileCache {
                     elapsed_ms = started.elapsed().as_millis(),
                     "updated stored layers"
                 );
-                self.stored.store(Some(Arc::new(copy)));
+                self.stored.current.store(Some(Arc::new(copy)));
             }
             Err(err) => {
                 // Without a current copy, PostGIS draws these layers again
                 // rather than the server showing stale features.
                 tracing::error!(error = format!("{err:#}"), "updating stored layers");
-                self.stored.store(None);
+                self.stored.current.store(None);
             }
         }
     }
@@ -632,7 +603,7 @@ impl TileCache {
             .filter(|(table, _)| polygon_tables.contains(&table.as_str()))
             .map(|(_, bbox)| *bbox)
             .collect();
-        if touched.is_empty() || self.polygons.load().is_none() {
+        if touched.is_empty() || self.polygons.current.load().is_none() {
             return extents;
         }
         let old = match self.load_polygons(pool).await {
@@ -642,7 +613,7 @@ impl TileCache {
                 None
             }
         };
-        let new = self.polygons.load_full();
+        let new = self.polygons.current.load_full();
         for bbox in touched {
             let grown = bbox.map(|bbox| {
                 [old.as_deref(), new.as_deref()]
@@ -693,6 +664,22 @@ impl TileCache {
             self.cache.invalidate_all();
         }
     }
+}
+
+/// Reads the polygon layers and builds their generalised snapshot (on the
+/// blocking pool).
+async fn build_polygons(pool: &sqlx::PgPool) -> anyhow::Result<GeneralisedPolygons> {
+    let started = std::time::Instant::now();
+    let rows = GeneralisedPolygons::fetch(pool).await?;
+    let snapshot = tokio::task::spawn_blocking(move || GeneralisedPolygons::build(rows))
+        .await
+        .map_err(|err| anyhow::anyhow!("building the generalised snapshot: {err}"))?;
+    tracing::info!(
+        chains = snapshot.chain_count(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "generalised polygon layers"
+    );
+    Ok(snapshot)
 }
 
 /// Whether `caller` may see internal layers: staff with a user account.

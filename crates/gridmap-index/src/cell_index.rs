@@ -77,8 +77,11 @@ struct BuildEdge {
 }
 
 impl CellIndex {
-    /// Indexes `polygons` (given in item order, with their bounding boxes);
-    /// `covers(item, x, y)` is the exact test of one item.
+    /// Indexes `polygons` (given in item order, with their bounding boxes).
+    /// Whether an item covers a whole cell is decided at the cell's centre
+    /// with the item's own edges; `covers(item, x, y)`, the caller's exact
+    /// test, is asked only for items whose vertices do not fit the `u32`
+    /// numbering of `vertices`.
     pub(crate) fn new(
         polygons: &[(&MultiPolygon<f64>, Option<Rect<f64>>)],
         covers: impl Fn(usize, f64, f64) -> bool,
@@ -174,7 +177,9 @@ impl CellIndex {
                         for edges in &part_edges {
                             push_tested_part(&mut chunk, entry, edges.as_deref(), row, col);
                         }
-                    } else if covers(item, centre.0, centre.1) {
+                    } else if parts_cover(&part_edges, &vertices, centre, row, col)
+                        .unwrap_or_else(|| covers(item, centre.0, centre.1))
+                    {
                         chunk.push(entry | COVERS_CELL);
                     }
                     cell_words.add(cell, &chunk);
@@ -410,6 +415,46 @@ fn push_tested_part(
         // Fewer than `TEST_BY_CALLER` edges: a part's edges are numbered in `u32`.
         cell[count_at + 1] = u32::try_from(count).unwrap_or(TEST_BY_CALLER - 1);
     }
+}
+
+/// Whether the item whose parts have `part_edges` covers `point`, a point
+/// of cell (`row`, `col`) that no edge of the item comes near: the crossing
+/// rule over the edges [`push_tested_part`] keeps for the cell, part by part.
+/// `None` when some part's edges are not numbered.
+fn parts_cover(
+    part_edges: &[Option<Vec<BuildEdge>>],
+    vertices: &[Coord<f64>],
+    point: (f64, f64),
+    row: usize,
+    col: usize,
+) -> Option<bool> {
+    let point = Coord {
+        x: point.0,
+        y: point.1,
+    };
+    let mut covered = false;
+    for edges in part_edges {
+        let edges = edges.as_deref()?;
+        if covered {
+            continue;
+        }
+        let mut inside = false;
+        for edge in edges
+            .iter()
+            .filter(|edge| edge.row_lo <= row && row <= edge.row_hi && edge.col_hi >= col)
+        {
+            let first_vertex = edge.first_vertex as usize;
+            match ray_crosses(vertices[first_vertex], vertices[first_vertex + 1], point) {
+                None => {
+                    inside = true;
+                    break;
+                }
+                Some(crosses) => inside ^= crosses,
+            }
+        }
+        covered = inside;
+    }
+    Some(covered)
 }
 
 /// A grid of cells a quarter of the median polygon across, at most

@@ -1,5 +1,7 @@
-//! [`PolygonIndex`]: an R-tree of polygons keyed by code, each polygon
-//! prepared for exact point tests ([`PreparedPolygon`]).
+//! [`PolygonIndex`]: polygons keyed by code, looked up through a uniform
+//! grid of cells (`cell_index.rs`), with an R-tree of bounding boxes for the nearest-edge
+//! search and the paths that test polygons one by one ([`PreparedPolygon`],
+//! prepared on first use: a lookup by [`PolygonIndex::locate`] never needs it).
 
 use crate::cell_index::CellIndex;
 use crate::prepared::PreparedPolygon;
@@ -7,7 +9,7 @@ use crate::LocalMetres;
 use geo::{BoundingRect, MultiPolygon};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{Envelope as _, ParentNode, RTree, RTreeNode, RTreeObject as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 
@@ -25,11 +27,51 @@ pub struct Located<T> {
 pub struct PolygonIndex<T> {
     items: Vec<Located<T>>,
     tree: RTree<Entry>,
-    /// The prepared parts of item `i` are `parts[part_start[i]..part_start[i + 1]]`.
+    /// The exact test of one item at a time, for [`PolygonIndex::locate_all`],
+    /// [`PolygonIndex::locate_by_boxes`] and the rare cells and items past
+    /// the cell index's `u32` numbering. Prepared on first use: the cell
+    /// index answers [`PolygonIndex::locate`] from its own words and
+    /// vertices, so an index used for lookups only (the grids at province
+    /// scale) never holds a second copy of every vertex.
+    prepared: OnceLock<PreparedParts>,
+    /// [`PolygonIndex::locate`].
+    cells: CellIndex,
+}
+
+/// The prepared parts of every item.
+#[derive(Debug)]
+struct PreparedParts {
+    /// The parts of item `i` are `parts[part_start[i]..part_start[i + 1]]`.
     parts: Vec<PreparedPolygon>,
     part_start: Vec<usize>,
-    /// The first step of [`PolygonIndex::locate`].
-    cells: CellIndex,
+}
+
+impl PreparedParts {
+    fn new<T>(items: &[Located<T>]) -> Self {
+        let mut parts = Vec::new();
+        let mut part_start = Vec::with_capacity(items.len() + 1);
+        for item in items {
+            part_start.push(parts.len());
+            parts.extend(item.polygon.0.iter().filter_map(PreparedPolygon::new));
+        }
+        part_start.push(parts.len());
+        Self { parts, part_start }
+    }
+
+    /// Whether item `idx` covers `(x, y)`: the exact, boundary-inclusive test.
+    fn covers(&self, idx: usize, x: f64, y: f64) -> bool {
+        self.parts[self.part_start[idx]..self.part_start[idx + 1]]
+            .iter()
+            .any(|part| part.covers(x, y))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|part| std::mem::size_of_val(part) + part.heap_bytes())
+            .sum::<usize>()
+            + std::mem::size_of_val(&*self.part_start)
+    }
 }
 
 impl<T> PolygonIndex<T> {
@@ -54,18 +96,10 @@ impl<T> PolygonIndex<T> {
                 ))
             })
             .collect();
-        let mut parts = Vec::new();
-        let mut part_start = Vec::with_capacity(items.len() + 1);
-        for item in &items {
-            part_start.push(parts.len());
-            parts.extend(item.polygon.0.iter().filter_map(PreparedPolygon::new));
-        }
-        part_start.push(parts.len());
         let mut index = Self {
             items,
             tree: RTree::bulk_load(entries),
-            parts,
-            part_start,
+            prepared: OnceLock::new(),
             cells: CellIndex::new(&[], |_, _, _| false),
         };
         let polygons: Vec<_> = index
@@ -134,11 +168,12 @@ impl<T> PolygonIndex<T> {
         hits.into_iter().map(|idx| &self.items[idx]).collect()
     }
 
-    /// Whether item `idx` covers `(x, y)`: the exact, boundary-inclusive test.
+    /// Whether item `idx` covers `(x, y)`: the exact, boundary-inclusive
+    /// test, preparing every item on first use.
     fn covers(&self, idx: usize, x: f64, y: f64) -> bool {
-        self.parts[self.part_start[idx]..self.part_start[idx + 1]]
-            .iter()
-            .any(|part| part.covers(x, y))
+        self.prepared
+            .get_or_init(|| PreparedParts::new(&self.items))
+            .covers(idx, x, y)
     }
 
     /// Calls `visit` with every item whose bounding box holds `point`. A plain
@@ -194,14 +229,12 @@ impl<T> PolygonIndex<T> {
         best.map(|(idx, metres)| (&self.items[idx], metres))
     }
 
-    /// Bytes held by the prepared polygons, for capacity planning.
+    /// Bytes held by the lookup structures (the cell index, and the
+    /// prepared polygons once a path that tests polygons one by one has
+    /// prepared them), for capacity planning.
     #[must_use]
     pub fn prepared_heap_bytes(&self) -> usize {
-        self.parts
-            .iter()
-            .map(|part| std::mem::size_of_val(part) + part.heap_bytes())
-            .sum::<usize>()
-            + self.cells.heap_bytes()
+        self.prepared.get().map_or(0, PreparedParts::heap_bytes) + self.cells.heap_bytes()
     }
 
     /// All indexed items, in code order.
@@ -287,6 +320,20 @@ mod tests {
         assert!(PolygonIndex::<()>::new(Vec::new())
             .nearest(0.0, 0.0)
             .is_none());
+    }
+
+    #[test]
+    fn lookups_leave_the_polygons_unprepared() {
+        let index = index();
+        assert_eq!(index.locate(0.5, 0.5).map(|hit| &*hit.code), Some("a"));
+        assert_eq!(index.locate(1.0, 1.0).map(|hit| &*hit.code), Some("a"));
+        assert_eq!(index.locate(1.5, 0.25).map(|hit| &*hit.code), Some("b"));
+        assert!(index.locate(2.5, 2.5).is_none());
+        assert!(index.prepared.get().is_none());
+        assert_eq!(index.prepared_heap_bytes(), index.cells.heap_bytes());
+        assert_eq!(index.locate_all(1.0, 1.0).len(), 4);
+        assert!(index.prepared.get().is_some());
+        assert!(index.prepared_heap_bytes() > index.cells.heap_bytes());
     }
 
     #[test]

@@ -141,6 +141,14 @@ impl CircleSnapshot {
         self.circles.len()
     }
 
+    /// The station row and circle of the station `code`, as computed.
+    #[must_use]
+    pub fn circle(&self, code: &str) -> Option<(&CircleStation, &ServiceCircle)> {
+        self.circles
+            .get(code)
+            .map(|(station, circle)| (station, circle))
+    }
+
     fn assemble(
         graph: Arc<WalkGraph>,
         circles: BTreeMap<String, (CircleStation, ServiceCircle)>,
