@@ -12,6 +12,11 @@
 //! import. That is why the path is taken only when the rows added are many
 //! and at least as many as the table already holds; a small import into a
 //! large table keeps the indexes and pays per row instead.
+//!
+//! A layer COPYed straight into its table (`write_directly` in `lib.rs`)
+//! takes the decision from its reader's feature count and drops the indexes
+//! before its first row, so there readers wait for the whole import, reading
+//! included.
 
 use sqlx::PgConnection;
 

@@ -40,8 +40,8 @@ pub(crate) struct Row {
 }
 
 /// One source after its features were converted and copied into its staging
-/// table; only the counts and names stay in memory, the rows are in the
-/// database.
+/// table (or straight into its table); only the counts and names stay in
+/// memory, the rows are in the database.
 #[derive(Debug)]
 pub(crate) struct StagedLayer {
     /// The position of the layer in load order, which orders its problems.
@@ -61,6 +61,10 @@ pub(crate) struct StagedLayer {
     /// The `--mapping` file applying to this layer: its value translations
     /// are applied before the checks (its constants are in `fields`).
     pub mapping: Option<crate::Mapping>,
+    /// The rows already in the layer's table when its features went there
+    /// by COPY directly (`copy::copy_into_table`); `None` when they are in
+    /// the staging table, which then exists.
+    pub written: Option<u64>,
 }
 
 impl StagedLayer {

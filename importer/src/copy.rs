@@ -15,6 +15,12 @@
 //! inside the import's transaction: a failure, Ctrl-C or a killed process
 //! leaves nothing behind. The encoded rows are sent in chunks of
 //! [`CHUNK_BYTES`], so the buffer stays small whatever the layer size.
+//!
+//! When the table's own constraints make every set-based check
+//! (`db::constraints_cover`) of a plain insert, [`copy_into_table`] sends
+//! the rows straight into the table instead: the server then checks,
+//! transforms and stores each row while the next ones are read, rather
+//! than after the whole file, and no row is written twice.
 
 use gridmap_model::STORAGE_SRID;
 use sqlx::PgConnection;
@@ -93,39 +99,89 @@ pub(crate) async fn stage_rows(
     receiver: &mut mpsc::Receiver<ReadMessage>,
     problems: &mut Problems,
 ) -> Result<u64, ImportError> {
-    let stage = &layer.stage;
-    let statement = format!(
-        "COPY {stage} (feature, {}) FROM STDIN (FORMAT binary)",
-        stored_columns(layer.spec).join(", ")
-    );
+    let staged = copy_rows(connection, layer, Destination::Stage, receiver, problems).await?;
+    Ok(staged.unwrap_or_default())
+}
+
+/// Converts and checks the features arriving from the reader and streams
+/// them with binary COPY into `layer`'s own table; returns the rows written,
+/// or `None` at the first feature with a problem (recorded in `problems`),
+/// when the COPY ends early with the rows before it. A row a constraint
+/// refuses fails the COPY with that integrity error. Either way the caller
+/// rolls back to a savepoint it set before.
+pub(crate) async fn copy_into_table(
+    connection: &mut PgConnection,
+    layer: &StagedLayer,
+    receiver: &mut mpsc::Receiver<ReadMessage>,
+    problems: &mut Problems,
+) -> Result<Option<u64>, ImportError> {
+    copy_rows(connection, layer, Destination::Table, receiver, problems).await
+}
+
+/// Where [`copy_rows`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// The staging table: every feature, with its number; a value that
+    /// failed a check is staged as NULL.
+    Stage,
+    /// The layer's table, until the first feature with a problem.
+    Table,
+}
+
+async fn copy_rows(
+    connection: &mut PgConnection,
+    layer: &StagedLayer,
+    destination: Destination,
+    receiver: &mut mpsc::Receiver<ReadMessage>,
+    problems: &mut Problems,
+) -> Result<Option<u64>, ImportError> {
+    let columns = stored_columns(layer.spec).join(", ");
+    let statement = match destination {
+        Destination::Stage => format!(
+            "COPY {} (feature, {columns}) FROM STDIN (FORMAT binary)",
+            layer.stage
+        ),
+        Destination::Table => format!(
+            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+            layer.spec.entity.table()
+        ),
+    };
+    let with_feature = destination == Destination::Stage;
     let mut copy = connection
         .copy_in_raw(&statement)
         .await
         .map_err(ImportError::database(format!(
-            "starting COPY into the staging table of {}",
+            "starting COPY of the features of {}",
             layer.file_name
         )))?;
     let mut buffer = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
     buffer.extend_from_slice(SIGNATURE);
     buffer.extend_from_slice(&0i32.to_be_bytes());
     buffer.extend_from_slice(&0i32.to_be_bytes());
-    let copy_error = || {
-        ImportError::database(format!(
-            "copying the features of {} into their staging table",
-            layer.file_name
-        ))
-    };
+    let copy_error =
+        || ImportError::database(format!("copying the features of {}", layer.file_name));
     let mut staged = 0u64;
     while let Some(message) = receiver.recv().await {
         let ReadMessage::Batch(batch) = message else {
             continue;
         };
+        let clean = batch.problems.is_empty();
         for problem in batch.problems {
             problems.push(layer.order, problem);
         }
         for feature in batch.features {
             let row = check_feature(layer, feature, problems);
-            if let Err(reason) = encode_row(&mut buffer, layer.spec, &row) {
+            if destination == Destination::Table && !(clean && problems.is_empty()) {
+                // Ending the COPY normally rather than aborting it keeps the
+                // protocol in step even when the server has already refused
+                // a row (an abort then meets that error instead of its own);
+                // the caller rolls the rows back to its savepoint either way.
+                buffer.extend_from_slice(&(-1i16).to_be_bytes());
+                copy.send(buffer).await.map_err(copy_error())?;
+                copy.finish().await.map_err(copy_error())?;
+                return Ok(None);
+            }
+            if let Err(reason) = encode_row(&mut buffer, layer.spec, &row, with_feature) {
                 let _ = copy.abort(reason.clone()).await;
                 return Err(ImportError::Encode {
                     table: layer.spec.entity.table(),
@@ -144,8 +200,9 @@ pub(crate) async fn stage_rows(
     }
     buffer.extend_from_slice(&(-1i16).to_be_bytes());
     copy.send(buffer).await.map_err(copy_error())?;
-    copy.finish().await.map_err(copy_error())?;
-    Ok(staged)
+    let rows = copy.finish().await.map_err(copy_error())?;
+    tracing::debug!(rows, staged, ?destination, "COPY finished");
+    Ok(Some(staged))
 }
 
 /// Writes the staged rows not rejected into `layer`'s table and returns the
@@ -182,6 +239,11 @@ pub(crate) async fn write_layer(
 /// identical rows untouched, so a re-run writes nothing, fires no change
 /// notification for them, and reports 0 rows. A scoped key (a worker's grid
 /// and name) matches on both columns, which a unique constraint covers.
+///
+/// A grid's worker columns count only for grids without a roster: a grid
+/// with rows in `grid_workers` keeps its roster's primary worker whatever is
+/// written (migration 0008's trigger), so a grid layer naming another worker
+/// would otherwise be "changed" on every run without changing anything.
 pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec, stage: &str) -> String {
     let table = spec.entity.table();
     let key = spec.key_columns();
@@ -196,34 +258,67 @@ pub(crate) fn upsert_from_stage_sql(spec: &LayerSpec, stage: &str) -> String {
         .iter()
         .map(|column| format!("{column} = EXCLUDED.{column}"))
         .collect();
-    let stored: Vec<String> = updated
+    let roster = roster_columns(spec);
+    let compared = |columns: &[&str], prefix: &str| -> String {
+        columns
+            .iter()
+            .map(|column| format!("{prefix}.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let own: Vec<&str> = updated
         .iter()
-        .map(|column| format!("{table}.{column}"))
+        .copied()
+        .filter(|column| !roster.contains(column))
         .collect();
-    let excluded: Vec<String> = updated
-        .iter()
-        .map(|column| format!("EXCLUDED.{column}"))
-        .collect();
+    let mut differs = format!(
+        "({}) IS DISTINCT FROM ({})",
+        compared(&own, table),
+        compared(&own, "EXCLUDED")
+    );
+    if !roster.is_empty() {
+        differs = format!(
+            "{differs} OR (({}) IS DISTINCT FROM ({}) \
+             AND NOT EXISTS (SELECT 1 FROM grid_workers WHERE grid_workers.grid_code = {table}.code))",
+            compared(roster, table),
+            compared(roster, "EXCLUDED")
+        );
+    }
     format!(
         "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} \
-         WHERE NOT rejected ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({stored}) IS DISTINCT FROM ({excluded})",
+         WHERE NOT rejected ON CONFLICT ({key}) DO UPDATE SET {set} WHERE {differs}",
         key = key.join(", "),
         columns = all.join(", "),
         set = set.join(", "),
-        stored = stored.join(", "),
-        excluded = excluded.join(", "),
     )
 }
 
+/// The columns of `spec` that the grid-worker roster decides for a grid
+/// that has one: the grid's worker.
+fn roster_columns(spec: &LayerSpec) -> &'static [&'static str] {
+    match spec.entity {
+        crate::Entity::Grids => &["worker_name", "worker_phone"],
+        _ => &[],
+    }
+}
+
 /// Appends one tuple: the field count, then each field as length and bytes
-/// (length -1 for NULL).
-fn encode_row(buffer: &mut Vec<u8>, spec: &LayerSpec, row: &Row) -> Result<(), String> {
+/// (length -1 for NULL); the feature number first when `with_feature`.
+fn encode_row(
+    buffer: &mut Vec<u8>,
+    spec: &LayerSpec,
+    row: &Row,
+    with_feature: bool,
+) -> Result<(), String> {
     let has_geometry = spec.geometry != GeometryKind::None;
-    let count = i16::try_from(spec.fields.len() + 1 + usize::from(has_geometry))
-        .map_err(|_| "too many columns")?;
+    let count =
+        i16::try_from(spec.fields.len() + usize::from(with_feature) + usize::from(has_geometry))
+            .map_err(|_| "too many columns")?;
     buffer.extend_from_slice(&count.to_be_bytes());
-    let feature = i64::try_from(row.feature).map_err(|_| "feature number too large")?;
-    put_field(buffer, &feature.to_be_bytes());
+    if with_feature {
+        let feature = i64::try_from(row.feature).map_err(|_| "feature number too large")?;
+        put_field(buffer, &feature.to_be_bytes());
+    }
     for (field, value) in spec.fields.iter().zip(&row.values) {
         match (field.value, value) {
             (ValueKind::Integer { .. }, Value::Integer(number)) => {
@@ -395,9 +490,14 @@ mod tests {
             wkb: None,
         };
         let mut buffer = Vec::new();
-        encode_row(&mut buffer, spec, &row).unwrap();
+        encode_row(&mut buffer, spec, &row, true).unwrap();
         // Six fields: the feature number and the five columns, no geometry.
         assert_eq!(&buffer[..2], &6i16.to_be_bytes());
+        // Straight into the table: the five columns only.
+        let mut direct = Vec::new();
+        encode_row(&mut direct, spec, &row, false).unwrap();
+        assert_eq!(&direct[..2], &5i16.to_be_bytes());
+        assert_eq!(&direct[2..], &buffer[2 + 4 + 8..]);
     }
 
     #[test]
@@ -413,7 +513,12 @@ mod tests {
         );
         assert!(!sql.contains("code = EXCLUDED.code"), "{sql}");
         assert!(
-            sql.ends_with("IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.community_code, EXCLUDED.kind, EXCLUDED.status, EXCLUDED.worker_name, EXCLUDED.worker_phone, EXCLUDED.geom)"),
+            sql.ends_with(
+                "WHERE (grids.name, grids.community_code, grids.kind, grids.status, grids.geom) \
+                 IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.community_code, EXCLUDED.kind, EXCLUDED.status, EXCLUDED.geom) \
+                 OR ((grids.worker_name, grids.worker_phone) IS DISTINCT FROM (EXCLUDED.worker_name, EXCLUDED.worker_phone) \
+                 AND NOT EXISTS (SELECT 1 FROM grid_workers WHERE grid_workers.grid_code = grids.code))"
+            ),
             "{sql}"
         );
     }

@@ -6,9 +6,11 @@
 //! other file to GDAL before anything was sent. "Plain" means:
 //!
 //! - a `FeatureCollection` on its first line, declaring
-//!   `urn:ogc:def:crs:EPSG::4490` and holding nothing but `type`, `name`,
-//!   `crs` and `features`, then one feature per line, then the closing `]}`
-//!   (the layout GDAL and gridmap-export write);
+//!   `urn:ogc:def:crs:EPSG::4490` or no CRS at all (RFC 7946: WGS 84
+//!   longitude/latitude, which GDAL reports as EPSG:4326 and the import
+//!   stores as it is) and holding nothing but `type`, `name`, `crs` and
+//!   `features`, then one feature per line, then the closing `]}` (the
+//!   layout GDAL and gridmap-export write);
 //! - features with `type`, `properties` and `geometry` only (no `id`, which
 //!   GDAL may turn into a field), properties that are strings, whole numbers
 //!   fitting an `i64`, or null (no reals, booleans, lists or objects, whose
@@ -31,7 +33,7 @@
 //! of both paths).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -75,6 +77,8 @@ pub(crate) fn read_plain(
     let Scanned {
         names,
         header_lines,
+        features,
+        epsg,
     } = match scan(&source.path, options.outside_china).map_err(io_error)? {
         Ok(scanned) => scanned,
         Err(reason) => {
@@ -83,12 +87,18 @@ pub(crate) fn read_plain(
         }
     };
     let file_name = source.file_name();
-    let (field_index, crs) =
-        match crate::read::start_native_layer(source, spec, options, &names, sender)? {
-            NativeStart::Gdal => return Ok(None),
-            NativeStart::Stopped => return Ok(Some(0)),
-            NativeStart::Read { field_index, crs } => (field_index, crs),
-        };
+    let (field_index, crs) = match crate::read::start_native_layer(
+        source,
+        spec,
+        options,
+        (&names, features),
+        epsg,
+        sender,
+    )? {
+        NativeStart::Gdal => return Ok(None),
+        NativeStart::Stopped => return Ok(Some(0)),
+        NativeStart::Read { field_index, crs } => (field_index, crs),
+    };
     let file = File::open(&source.path).map_err(io_error)?;
     let mut lines = BufReader::with_capacity(1 << 20, file).lines();
     // The header was checked by the scan.
@@ -156,37 +166,143 @@ struct Scanned {
     names: Vec<String>,
     /// The lines up to and including `"features": [`.
     header_lines: usize,
+    /// The number of features.
+    features: u64,
+    /// The declared CRS: 4490, or 4326 when the file declares none.
+    epsg: u32,
 }
 
+/// Features after the header below which the first pass runs on one thread.
+const PARALLEL_SCAN_BYTES: u64 = 4 << 20;
+
 /// The first pass: `Ok(Ok(scanned))` when the file is plain,
-/// `Ok(Err(reason))` when it is not.
+/// `Ok(Err(reason))` when it is not. A large file's features are checked in
+/// two halves on two threads: nothing can be written before this pass ends,
+/// so the database is idle and the second core free.
 fn scan(path: &Path, outside_china: bool) -> std::io::Result<Result<Scanned, String>> {
-    let mut lines = BufReader::with_capacity(1 << 20, File::open(path)?).lines();
+    let file = File::open(path)?;
+    let length = file.metadata()?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
     // GDAL writes the collection's members one per line, `{` first; the
     // fixtures write them on one line.
     let mut header = String::new();
     let mut header_lines = 0;
+    let mut header_bytes = 0u64;
+    let mut line = String::new();
     while !header.trim_end().ends_with('[') {
-        let Some(line) = lines.next().transpose()? else {
+        line.clear();
+        let read = reader.read_line(&mut line)?;
+        if read == 0 {
             return Ok(Err("no features member".to_owned()));
-        };
-        header.push_str(&line);
+        }
+        header_bytes += read as u64;
+        header.push_str(line.trim_end_matches('\n').trim_end_matches('\r'));
         header.push('\n');
         header_lines += 1;
         if header_lines > 16 || header.len() > 4096 {
             return Ok(Err("no features member in the first lines".to_owned()));
         }
     }
-    if let Err(reason) = check_header(&header) {
-        return Ok(Err(reason));
-    }
+    let epsg = match check_header(&header) {
+        Ok(epsg) => epsg,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let rest = length.saturating_sub(header_bytes);
+    let parts = if rest < PARALLEL_SCAN_BYTES {
+        vec![scan_part(reader, header_bytes, None, outside_china)?]
+    } else {
+        let middle = header_bytes + rest / 2;
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| -> std::io::Result<_> {
+                // The second half starts with the first line that starts
+                // at or after the middle; the first half ends before it.
+                let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+                reader.seek(SeekFrom::Start(middle - 1))?;
+                let mut partial = Vec::new();
+                reader.read_until(b'\n', &mut partial)?;
+                let start = middle - 1 + partial.len() as u64;
+                scan_part(reader, start, None, outside_china)
+            });
+            let first = scan_part(reader, header_bytes, Some(middle), outside_china);
+            let second = second
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok::<_, std::io::Error>(vec![first?, second?])
+        })?
+    };
     let mut names: Vec<String> = Vec::new();
     let mut lowercase: Vec<String> = Vec::new();
+    let mut features = 0u64;
+    let mut closed = false;
+    for part in parts {
+        let part = match part {
+            Ok(part) => part,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if closed && part.features > 0 {
+            return Ok(Err("text after the feature collection".to_owned()));
+        }
+        // First appearance in the file: the first half's names, then the
+        // second's new ones.
+        for key in part.names {
+            if !names.contains(&key) {
+                let lower = key.to_lowercase();
+                if lowercase.contains(&lower) {
+                    return Ok(Err(format!("{key}: two fields differ only by case")));
+                }
+                names.push(key);
+                lowercase.push(lower);
+            }
+        }
+        features += part.features;
+        closed = part.closed;
+    }
+    if !closed {
+        return Ok(Err("the feature collection is not closed".to_owned()));
+    }
+    Ok(Ok(Scanned {
+        names,
+        header_lines,
+        features,
+        epsg,
+    }))
+}
+
+/// What the first pass found in a run of lines.
+struct ScannedPart {
+    names: Vec<String>,
+    features: u64,
+    /// Whether the run ends with the collection's closing.
+    closed: bool,
+}
+
+/// Checks the lines of `reader`, positioned at byte `start`, up to the first
+/// line starting at or after `end` (the end of the file without one). A run
+/// with an `end` must hold features only: the closing belongs to the last.
+fn scan_part(
+    mut reader: BufReader<File>,
+    start: u64,
+    end: Option<u64>,
+    outside_china: bool,
+) -> std::io::Result<Result<ScannedPart, String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut lowercase: Vec<String> = Vec::new();
+    let mut features = 0u64;
     let mut bracket = false;
     let mut closed = false;
-    for (index, line) in lines.enumerate() {
-        let line = line?;
-        let number = index + header_lines + 1;
+    let mut position = start;
+    let mut line = String::new();
+    loop {
+        if end.is_some_and(|end| position >= end) {
+            break;
+        }
+        line.clear();
+        let read = reader.read_line(&mut line)?;
+        if read == 0 {
+            break;
+        }
+        let at = position;
+        position += read as u64;
         let trimmed = line.trim();
         if trimmed.is_empty() {
             continue;
@@ -195,6 +311,11 @@ fn scan(path: &Path, outside_china: bool) -> std::io::Result<Result<Scanned, Str
             return Ok(Err("text after the feature collection".to_owned()));
         }
         match trimmed {
+            "]}" | "]" | "}" if end.is_some() => {
+                return Ok(Err(format!(
+                    "the collection ends in its first half (byte {at})"
+                )));
+            }
             "]}" => {
                 closed = true;
                 continue;
@@ -207,19 +328,20 @@ fn scan(path: &Path, outside_china: bool) -> std::io::Result<Result<Scanned, Str
                 closed = true;
                 continue;
             }
-            _ if bracket => return Ok(Err(format!("line {number} after the features"))),
+            _ if bracket => return Ok(Err(format!("line at byte {at} after the features"))),
             _ => {}
         }
         let Some(text) = feature_text(&line) else {
-            return Ok(Err(format!("line {number} holds no single feature")));
+            return Ok(Err(format!("line at byte {at} holds no single feature")));
         };
         if let Err(reason) = check_numbers(text) {
             return Ok(Err(reason));
         }
         let feature: Feature = match serde_json::from_str(text) {
             Ok(feature) => feature,
-            Err(err) => return Ok(Err(format!("line {number}: {err}"))),
+            Err(err) => return Ok(Err(format!("line at byte {at}: {err}"))),
         };
+        features += 1;
         for (key, value) in &feature.properties {
             if let Property::Text(text) = value {
                 if may_be_a_date(text) {
@@ -239,17 +361,16 @@ fn scan(path: &Path, outside_china: bool) -> std::io::Result<Result<Scanned, Str
             return Ok(Err(reason));
         }
     }
-    if !closed {
-        return Ok(Err("the feature collection is not closed".to_owned()));
-    }
-    Ok(Ok(Scanned {
+    Ok(Ok(ScannedPart {
         names,
-        header_lines,
+        features,
+        closed,
     }))
 }
 
-/// The opening: `{"type":"FeatureCollection", …, "features":[`.
-fn check_header(text: &str) -> Result<(), String> {
+/// The opening: `{"type":"FeatureCollection", …, "features":[`; returns the
+/// EPSG code of its CRS.
+fn check_header(text: &str) -> Result<u32, String> {
     let text = text.trim().trim_start_matches('\u{feff}');
     let Some(opening) = text.strip_suffix('[') else {
         return Err("the features do not start on the first line".to_owned());
@@ -262,7 +383,8 @@ fn check_header(text: &str) -> Result<(), String> {
         #[serde(default)]
         #[allow(dead_code)]
         name: Option<String>,
-        crs: Crs,
+        #[serde(default)]
+        crs: Option<Crs>,
         features: Vec<serde::de::IgnoredAny>,
     }
     #[derive(Deserialize)]
@@ -282,10 +404,15 @@ fn check_header(text: &str) -> Result<(), String> {
     if header.kind != "FeatureCollection" || !header.features.is_empty() {
         return Err("not a FeatureCollection".to_owned());
     }
-    if header.crs.kind != "name" || header.crs.properties.name != CGCS2000_URN {
-        return Err(format!("CRS {}", header.crs.properties.name));
+    // GDAL gives a GeoJSON without `crs` WGS 84 (EPSG:4326), which the
+    // GDAL path stores untransformed (`read::plan_crs`); so does this one.
+    let Some(crs) = header.crs else {
+        return Ok(4326);
+    };
+    if crs.kind != "name" || crs.properties.name != CGCS2000_URN {
+        return Err(format!("CRS {}", crs.properties.name));
     }
-    Ok(())
+    Ok(4490)
 }
 
 /// The feature of one line, without the separating comma.

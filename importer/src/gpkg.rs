@@ -72,15 +72,28 @@ pub(crate) fn read_plain(
         }
     };
     let names: Vec<String> = plain.fields.iter().map(|(name, _)| name.clone()).collect();
-    let (field_index, crs) =
-        match crate::read::start_native_layer(source, spec, options, &names, sender)? {
-            NativeStart::Gdal => return Ok(None),
-            NativeStart::Stopped => return Ok(Some(0)),
-            NativeStart::Read { field_index, crs } => (field_index, crs),
-        };
     let sqlite_error = |err: rusqlite::Error| ImportError::Io {
         path: source.path.clone(),
         source: std::io::Error::other(err),
+    };
+    let features: i64 = connection
+        .query_row(
+            &format!("SELECT count(*) FROM {}", quote(&plain.table)),
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sqlite_error)?;
+    let (field_index, crs) = match crate::read::start_native_layer(
+        source,
+        spec,
+        options,
+        (&names, features.unsigned_abs()),
+        4490,
+        sender,
+    )? {
+        NativeStart::Gdal => return Ok(None),
+        NativeStart::Stopped => return Ok(Some(0)),
+        NativeStart::Read { field_index, crs } => (field_index, crs),
     };
     // Only the columns that feed a column are selected.
     let used: Vec<usize> = field_index.iter().flatten().copied().collect();

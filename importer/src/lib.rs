@@ -35,7 +35,15 @@
 //!    passed step 1 skips these queries when the tables' own constraints
 //!    test the same (`db::constraints_cover`): its rows go in at once inside
 //!    a savepoint, and only if a constraint refuses one is it rolled back and
-//!    checked as above.
+//!    checked as above. Such a layer whose feature count the reader knows
+//!    up front, with no staged layer before it, skips the staging table
+//!    altogether: its features are COPYed straight into the table during
+//!    step 1, inside a savepoint (`write_directly`); a problem rolls back to
+//!    it and the file is read again into a staging table. Such a layer whose feature count the reader knows
+//!    up front, with no staged layer before it, skips the staging table
+//!    altogether: its features are COPYed straight into the table during
+//!    step 1, inside a savepoint (`write_directly`); a problem rolls back to
+//!    it and the file is read again into a staging table.
 //! 3. In replace mode, stored rows the import does not contain are deleted,
 //!    children first. Then every layer moves from its staging table into its
 //!    table in dependency order with one `INSERT … SELECT` (`ON CONFLICT (code)
@@ -177,12 +185,48 @@ pub async fn import(
 
     options.stage("reading", None);
     let mut problems = problem::Problems::default();
-    let mut layers = Vec::with_capacity(ordered.len());
+    let mut layers: Vec<check::StagedLayer> = Vec::with_capacity(ordered.len());
+    // OpenStreetMap buildings and addresses are placed in the parents stored
+    // before the import and refuse parents coming in the same import
+    // (`osm.rs`), which a direct COPY would already have written: with such
+    // a source every layer is staged.
+    let osm_in_import = ordered.iter().any(|source| {
+        matches!(source.entity, Entity::Buildings | Entity::Addresses) && osm::is_osm(source)
+    });
     for (order, source) in ordered.iter().enumerate() {
-        let layer = stage_source(&mut transaction, order, source, options, &mut problems).await?;
+        // A plain insert may COPY straight into the table while every layer
+        // before it went there too (a staged parent is not in its table
+        // yet, so its children's foreign keys would fail) and no other file
+        // of the import fills the same table (duplicates between files
+        // are named by the staged checks).
+        let direct = options.mode == ImportMode::Insert
+            && !options.repair
+            && !osm_in_import
+            && layers.iter().all(|layer| layer.written.is_some())
+            && ordered
+                .iter()
+                .filter(|other| other.entity == source.entity)
+                .count()
+                == 1;
+        let layer = stage_source(
+            &mut transaction,
+            order,
+            source,
+            options,
+            direct,
+            &mut problems,
+        )
+        .await?;
         layers.push(layer);
     }
     let read_time = started.elapsed();
+    // The layers already written come first; the checks and writes below
+    // concern the staged ones only.
+    let staged_from = layers
+        .iter()
+        .position(|layer| layer.written.is_none())
+        .unwrap_or(layers.len());
+    let (written, layers) = layers.split_at(staged_from);
 
     let checks_started = Instant::now();
     options.stage("checking", None);
@@ -195,12 +239,14 @@ pub async fn import(
     let optimistic = !options.repair
         && options.mode == ImportMode::Insert
         && problems.is_empty()
-        && db::constraints_cover(&mut transaction, &layers).await?;
+        && db::constraints_cover(&mut transaction, layers).await?;
     let mut optimistic_reports = None;
     let mut optimistic_time = std::time::Duration::ZERO;
-    if optimistic {
+    if layers.is_empty() {
+        optimistic_reports = Some(Vec::new());
+    } else if optimistic {
         let attempt_started = Instant::now();
-        optimistic_reports = attempt_insert(&mut transaction, &layers, options).await?;
+        optimistic_reports = attempt_insert(&mut transaction, layers, options).await?;
         optimistic_time = attempt_started.elapsed();
     }
     let repaired = if optimistic_reports.is_some() {
@@ -208,7 +254,7 @@ pub async fn import(
     } else {
         db::check_against_database(
             &mut transaction,
-            &layers,
+            layers,
             options.mode,
             options.repair,
             &mut problems,
@@ -220,7 +266,7 @@ pub async fn import(
     }
     let mut skipped = 0;
     if options.skip_invalid && !problems.has_layer_problems() && !problems.is_empty() {
-        skipped = skip::drop_rejected(&mut transaction, &layers, &mut problems).await?;
+        skipped = skip::drop_rejected(&mut transaction, layers, &mut problems).await?;
     }
     let all_problems = problems.sorted();
     if let Some(path) = &options.rejects {
@@ -253,7 +299,7 @@ pub async fn import(
 
     let write_started = Instant::now();
     let deleted = if options.mode == ImportMode::Replace {
-        match delete_replaced(&mut transaction, &layers).await? {
+        match delete_replaced(&mut transaction, layers).await? {
             Ok(deleted) => deleted,
             Err(problem) => {
                 transaction
@@ -269,10 +315,14 @@ pub async fn import(
     } else {
         0
     };
-    let reports = match optimistic_reports {
+    let mut reports: Vec<LayerReport> = written
+        .iter()
+        .map(|layer| layer_report(layer, layer.written.unwrap_or_default()))
+        .collect();
+    reports.extend(match optimistic_reports {
         Some(reports) => reports,
-        None => write_layers(&mut transaction, &layers, options).await?,
-    };
+        None => write_layers(&mut transaction, layers, options).await?,
+    });
     if options.dry_run {
         transaction
             .rollback()
@@ -375,18 +425,22 @@ async fn write_layers(
             elapsed_ms = layer_started.elapsed().as_millis(),
             "inserted"
         );
-        reports.push(LayerReport {
-            entity: layer.spec.entity,
-            layer: layer.file_name.clone(),
-            features: layer.features,
-            rows,
-            source_crs: layer.crs.clone(),
-            transformed: layer.transformed,
-            fields: layer.fields.clone(),
-            dropped_personal_fields: layer.dropped_personal.clone(),
-        });
+        reports.push(layer_report(layer, rows));
     }
     Ok(reports)
+}
+
+fn layer_report(layer: &check::StagedLayer, rows: u64) -> LayerReport {
+    LayerReport {
+        entity: layer.spec.entity,
+        layer: layer.file_name.clone(),
+        features: layer.features,
+        rows,
+        source_crs: layer.crs.clone(),
+        transformed: layer.transformed,
+        fields: layer.fields.clone(),
+        dropped_personal_fields: layer.dropped_personal.clone(),
+    }
 }
 
 /// Inserts every layer inside a savepoint, trusting the tables' constraints
@@ -430,12 +484,14 @@ async fn attempt_insert(
 }
 
 /// Reads `source` on the blocking pool and streams its features, converted
-/// and checked one by one, into a staging table of its own.
+/// and checked one by one, into a staging table of its own; with `direct`,
+/// straight into its table when that is safe (see [`write_directly`]).
 async fn stage_source(
     connection: &mut sqlx::PgConnection,
     order: usize,
     source: &Source,
     options: &ImportOptions,
+    direct: bool,
     problems: &mut problem::Problems,
 ) -> Result<check::StagedLayer, ImportError> {
     let started = Instant::now();
@@ -454,59 +510,187 @@ async fn stage_source(
             .mapping
             .clone()
             .filter(|mapping| mapping.applies_to(source.entity)),
+        written: None,
     };
-    copy::create_stage(&mut *connection, &layer).await?;
-    // A few batches in flight: the reader stays ahead without the file
-    // piling up in memory when the database is the slower side.
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
-    let osm_parents = osm::load_parents(&mut *connection, source).await?;
-    let reader = {
-        let source = source.clone();
-        let options = options.clone();
-        tokio::task::spawn_blocking(move || {
-            read::read_source(&source, &options, osm_parents.as_ref(), &sender)
-        })
-    };
-    let join = |result: Result<Result<u64, ImportError>, tokio::task::JoinError>| {
-        result.map_err(|join_error| ImportError::Reader {
-            path: source.path.clone(),
-            source: join_error,
-        })?
-    };
-    let Some(read::ReadMessage::Header(header)) = receiver.recv().await else {
-        // The reader ended without a header: it failed before reading.
-        join(reader.await)?;
-        return Err(ImportError::Io {
-            path: source.path.clone(),
-            source: std::io::Error::other("the file could not be read"),
-        });
-    };
-    for problem in header.problems {
-        problems.push(order, problem);
+    let mut osm_parents = osm::load_parents(&mut *connection, source).await?;
+    // OpenStreetMap layers take their codes from stored rows: always staged.
+    let mut direct = direct && osm_parents.is_none();
+    loop {
+        // A few batches in flight: the reader stays ahead without the file
+        // piling up in memory when the database is the slower side.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+        let reader = {
+            let source = source.clone();
+            let options = options.clone();
+            // Read a second time only after a direct attempt, which needs
+            // no stored parents.
+            let osm_parents = osm_parents.take();
+            tokio::task::spawn_blocking(move || {
+                read::read_source(&source, &options, osm_parents.as_ref(), &sender)
+            })
+        };
+        let join = |result: Result<Result<u64, ImportError>, tokio::task::JoinError>| {
+            result.map_err(|join_error| ImportError::Reader {
+                path: source.path.clone(),
+                source: join_error,
+            })?
+        };
+        let (header, count) = match receiver.recv().await {
+            Some(read::ReadMessage::Header(header)) => (header, None),
+            Some(read::ReadMessage::CountedHeader(header, count)) => (header, Some(count)),
+            _ => {
+                // The reader ended without a header: it failed before reading.
+                join(reader.await)?;
+                return Err(ImportError::Io {
+                    path: source.path.clone(),
+                    source: std::io::Error::other("the file could not be read"),
+                });
+            }
+        };
+        layer.fields = header.fields;
+        layer.crs = header.crs;
+        layer.transformed = header.transformed;
+        layer.dropped_personal = header.dropped_personal;
+        // The count decides whether to rebuild the indexes before the
+        // first row; without one the layer is staged, as are layers whose
+        // table's constraints do not make every check.
+        if let Some(count) = count.filter(|_| direct && header.problems.is_empty()) {
+            if db::constraints_cover(&mut *connection, std::slice::from_ref(&layer)).await? {
+                let written = write_directly(&mut *connection, &layer, &mut receiver, count).await;
+                // Dropping the receiver stops a reader still running.
+                drop(receiver);
+                let read = join(reader.await);
+                if let Some(rows) = written? {
+                    read?;
+                    layer.features = rows;
+                    layer.written = Some(rows);
+                    tracing::info!(
+                        file = %layer.file_name,
+                        entity = %spec.entity,
+                        features = rows,
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "copied into its table"
+                    );
+                    return Ok(layer);
+                }
+                // Everything went back to the savepoint; reading the file
+                // again into a staging table names every problem.
+                tracing::info!(
+                    file = %layer.file_name,
+                    "a feature needs the checks; reading the file again"
+                );
+                direct = false;
+                continue;
+            }
+        }
+        for problem in header.problems {
+            problems.push(order, problem);
+        }
+        copy::create_stage(&mut *connection, &layer).await?;
+        let staged = copy::stage_rows(&mut *connection, &layer, &mut receiver, problems).await;
+        // Dropping the receiver stops a reader still running after a failure.
+        drop(receiver);
+        let read = join(reader.await);
+        let staged = staged?;
+        read?;
+        layer.features = staged;
+        sqlx::query(&format!("ANALYZE {}", layer.stage))
+            .execute(&mut *connection)
+            .await
+            .map_err(ImportError::database("analysing a staging table"))?;
+        tracing::info!(
+            file = %layer.file_name,
+            entity = %spec.entity,
+            features = staged,
+            elapsed_ms = started.elapsed().as_millis(),
+            "staged"
+        );
+        return Ok(layer);
     }
-    layer.fields = header.fields;
-    layer.crs = header.crs;
-    layer.transformed = header.transformed;
-    layer.dropped_personal = header.dropped_personal;
-    let staged = copy::stage_rows(&mut *connection, &layer, &mut receiver, problems).await;
-    // Dropping the receiver stops a reader still running after a failure.
-    drop(receiver);
-    let read = join(reader.await);
-    let staged = staged?;
-    read?;
-    layer.features = staged;
-    sqlx::query(&format!("ANALYZE {}", layer.stage))
+}
+
+/// Streams `layer`'s features (`features` of them, as its reader counted)
+/// from `receiver` straight into its table by COPY, inside a savepoint, for a
+/// plain insert whose table's constraints make every set-based check
+/// (`db::constraints_cover`). The server checks, transforms and indexes each
+/// row while the reader goes on, and no row is written twice. A load that
+/// pays for it drops the table's secondary indexes and foreign keys first
+/// and creates them again after (`bulk.rs`).
+///
+/// `Ok(Some(rows))` when every row went in; `Ok(None)` when a feature has a
+/// problem or a constraint refused a row: everything is then rolled back to
+/// the savepoint (rows, indexes, foreign keys) and the caller stages the
+/// file instead, whose checks name each problem.
+async fn write_directly(
+    connection: &mut sqlx::PgConnection,
+    layer: &check::StagedLayer,
+    receiver: &mut tokio::sync::mpsc::Receiver<read::ReadMessage>,
+    features: u64,
+) -> Result<Option<u64>, ImportError> {
+    sqlx::query("SAVEPOINT gridmap_import_direct")
         .execute(&mut *connection)
         .await
-        .map_err(ImportError::database("analysing a staging table"))?;
-    tracing::info!(
-        file = %layer.file_name,
-        entity = %spec.entity,
-        features = staged,
-        elapsed_ms = started.elapsed().as_millis(),
-        "staged"
+        .map_err(ImportError::database("setting a savepoint before the COPY"))?;
+    let attempt = copy_with_deferred_indexes(&mut *connection, layer, receiver, features).await;
+    let refused = match attempt {
+        Ok(Some(rows)) => {
+            sqlx::query("RELEASE SAVEPOINT gridmap_import_direct")
+                .execute(&mut *connection)
+                .await
+                .map_err(ImportError::database("releasing the savepoint of the COPY"))?;
+            return Ok(Some(rows));
+        }
+        Ok(None) => "a feature has a problem".to_owned(),
+        Err(err) if db::is_integrity_violation(&err) => err.to_string(),
+        Err(err) => return Err(err),
+    };
+    tracing::debug!(file = %layer.file_name, %refused, "COPY into the table given up");
+    sqlx::query("ROLLBACK TO SAVEPOINT gridmap_import_direct")
+        .execute(&mut *connection)
+        .await
+        .map_err(ImportError::database(
+            "rolling back to the savepoint of the COPY",
+        ))?;
+    Ok(None)
+}
+
+async fn copy_with_deferred_indexes(
+    connection: &mut sqlx::PgConnection,
+    layer: &check::StagedLayer,
+    receiver: &mut tokio::sync::mpsc::Receiver<read::ReadMessage>,
+    features: u64,
+) -> Result<Option<u64>, ImportError> {
+    let table = layer.spec.entity.table();
+    let deferred = if bulk::worthwhile(&mut *connection, table, features).await? {
+        Some(bulk::defer(&mut *connection, table).await?)
+    } else {
+        None
+    };
+    let copy_started = Instant::now();
+    // Problems only decide here whether to go on; the staged reading that
+    // follows a problem finds and records them all.
+    let mut problems = problem::Problems::default();
+    let Some(rows) =
+        copy::copy_into_table(&mut *connection, layer, receiver, &mut problems).await?
+    else {
+        return Ok(None);
+    };
+    tracing::debug!(
+        table,
+        rows,
+        elapsed_ms = copy_started.elapsed().as_millis(),
+        "rows copied into the table"
     );
-    Ok(layer)
+    if let Some(deferred) = deferred {
+        let restore_started = Instant::now();
+        bulk::restore(&mut *connection, deferred).await?;
+        tracing::debug!(
+            table,
+            elapsed_ms = restore_started.elapsed().as_millis(),
+            "indexes and foreign keys restored"
+        );
+    }
+    Ok(Some(rows))
 }
 
 /// For `--mode replace`: deletes the stored rows each imported entity no

@@ -20,7 +20,11 @@
 //! A feature whose point lies in no stored parent is a problem of that feature
 //! (with `--skip-invalid`, it is left out). Parents come from the database, not
 //! from other files of the same import: load the grids (or the buildings)
-//! first, then the OpenStreetMap file.
+//! first, then the OpenStreetMap file. An import that stages such a parent
+//! layer as well (not yet in its table when the OpenStreetMap file is read)
+//! is refused with a problem of the OpenStreetMap file saying which layer to
+//! import first: its features would otherwise be placed in the parents
+//! stored before, which the same import may be replacing.
 
 use std::collections::HashMap;
 
@@ -42,6 +46,9 @@ const BUILDING_NUMBER_DIGITS: usize = 7;
 #[derive(Debug, Default)]
 pub(crate) struct StoredParents {
     pub rows: Vec<(String, Vec<u8>)>,
+    /// The parent layer (grids or buildings) when the same import also
+    /// stages a file of it, whose rows the OSM features cannot see.
+    pub staged_alongside: Option<Entity>,
 }
 
 /// Whether `source` is an OpenStreetMap file (by its extension, as GDAL's OSM
@@ -60,11 +67,12 @@ pub(crate) async fn load_parents(
     connection: &mut sqlx::PgConnection,
     source: &Source,
 ) -> Result<Option<StoredParents>, ImportError> {
-    let table = match source.entity {
-        Entity::Buildings if is_osm(source) => "grids",
-        Entity::Addresses if is_osm(source) => "buildings",
+    let parent = match source.entity {
+        Entity::Buildings if is_osm(source) => Entity::Grids,
+        Entity::Addresses if is_osm(source) => Entity::Buildings,
         _ => return Ok(None),
     };
+    let table = parent.table();
     let rows = sqlx::query(&format!(
         "SELECT code, ST_AsBinary(geom) AS wkb FROM {table} ORDER BY code"
     ))
@@ -77,7 +85,44 @@ pub(crate) async fn load_parents(
         .into_iter()
         .map(|row| (row.get::<String, _>("code"), row.get::<Vec<u8>, _>("wkb")))
         .collect();
-    Ok(Some(StoredParents { rows }))
+    let staged_alongside = staged_in_this_import(connection, parent)
+        .await?
+        .then_some(parent);
+    Ok(Some(StoredParents {
+        rows,
+        staged_alongside,
+    }))
+}
+
+/// Whether the import running on `connection` has staged a file of
+/// `entity`: sources are staged parents first, each into a temporary table
+/// (`copy::create_stage`) whose columns are the feature number, the
+/// entity's columns and the rejected flag, which tells the entity.
+async fn staged_in_this_import(
+    connection: &mut sqlx::PgConnection,
+    entity: Entity,
+) -> Result<bool, ImportError> {
+    let spec = LayerSpec::of(entity);
+    let columns: Vec<String> = std::iter::once("feature")
+        .chain(crate::copy::stored_columns(spec))
+        .chain(std::iter::once("rejected"))
+        .map(str::to_owned)
+        .collect();
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM pg_class c
+              WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind = 'r'
+                AND c.relname LIKE 'gridmap\\_import\\_stage\\_%'
+                AND ARRAY(SELECT a.attname::text FROM pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                           ORDER BY a.attnum) = $1::text[])",
+    )
+    .bind(&columns)
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(ImportError::database(
+        "looking for the parents of OpenStreetMap features in this import",
+    ))
 }
 
 /// The stored parents as GDAL geometries with a coarse bucket index on their
@@ -320,6 +365,20 @@ pub(crate) fn read(
         problems: Vec::new(),
         dropped_personal: Vec::new(),
     };
+    if let Some(parent) = parents.staged_alongside {
+        header.problems.push(Problem::layer(
+            &file_name,
+            None,
+            format!(
+                "OpenStreetMap {} are placed in the {parent} stored before the import starts, \
+                 not in the {parent} of this same import, which are written only at its end: \
+                 import the {parent} in a run of their own first, then this file",
+                source.entity
+            ),
+        ));
+        let _ = sender.blocking_send(ReadMessage::Header(header));
+        return Ok(0);
+    }
     let index = match ParentIndex::new(parents) {
         Ok(index) => index,
         Err(reason) => {

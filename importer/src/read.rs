@@ -32,6 +32,11 @@ pub(crate) const BATCH_FEATURES: usize = 2_048;
 #[derive(Debug)]
 pub(crate) enum ReadMessage {
     Header(LayerHeader),
+    /// A header and the number of features that follow, when the reader
+    /// knows it before reading them (a GeoPackage's count, the native GeoJSON
+    /// reader's first pass, a driver's fast count): it lets the writer choose
+    /// how to write before the first row.
+    CountedHeader(LayerHeader, u64),
     Batch(Batch),
 }
 
@@ -76,20 +81,22 @@ pub(crate) enum NativeStart {
     },
 }
 
-/// Starts a native reader's layer of a plain EPSG:4490 file with source
-/// fields `names`: maps the fields as the GDAL reader does and sends the
-/// layer header.
+/// Starts a native reader's layer of a plain file with source fields `names`
+/// and `features` features in the geographic CRS `epsg` (4490, or 4326,
+/// which is stored as it is): maps the fields as the GDAL reader does and
+/// sends the layer header.
 ///
 /// # Errors
-/// [`ImportError::Gdal`] when GDAL cannot describe EPSG:4490.
+/// [`ImportError::Gdal`] when GDAL cannot describe the CRS.
 pub(crate) fn start_native_layer(
     source: &Source,
     spec: &LayerSpec,
     options: &ImportOptions,
-    names: &[String],
+    (names, features): (&[String], u64),
+    epsg: u32,
     sender: &tokio::sync::mpsc::Sender<ReadMessage>,
 ) -> Result<NativeStart, ImportError> {
-    let srs = SpatialRef::from_epsg(4490).map_err(|err| ImportError::Gdal {
+    let srs = SpatialRef::from_epsg(epsg).map_err(|err| ImportError::Gdal {
         path: source.path.clone(),
         source: err,
     })?;
@@ -123,7 +130,10 @@ pub(crate) fn start_native_layer(
         mapping,
     );
     let crs = header.crs.clone();
-    if sender.blocking_send(ReadMessage::Header(header)).is_err() {
+    if sender
+        .blocking_send(ReadMessage::CountedHeader(header, features))
+        .is_err()
+    {
         return Ok(NativeStart::Stopped);
     }
     Ok(NativeStart::Read { field_index, crs })
@@ -290,7 +300,12 @@ pub(crate) fn read_source(
         mapping,
     );
     let crs = header.crs.clone();
-    if sender.blocking_send(ReadMessage::Header(header)).is_err() {
+    // Only a count the driver has at hand: forcing one would read the file.
+    let message = match layer.try_feature_count() {
+        Some(features) => ReadMessage::CountedHeader(header, features),
+        None => ReadMessage::Header(header),
+    };
+    if sender.blocking_send(message).is_err() {
         return Ok(0);
     }
     let gdal_error = |err| ImportError::Gdal {

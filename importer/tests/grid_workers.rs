@@ -399,3 +399,192 @@ fn the_exporter_refuses_the_roster_without_include_personal() {
     );
     assert!(!out.exists());
 }
+
+/// A rejects file goes to whoever fixes the roster: it names each rejected
+/// row by its number, grid code and reason, with the name and phone masked,
+/// and carries none of the people's full names, phones, ID cards or other
+/// fields, not even inside a reason.
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn a_rejects_file_of_a_roster_masks_names_and_phones(pool: PgPool) {
+    let dir = TempDir::new("workers-rejects");
+    load_grids(&pool, &dir).await;
+    let path = dir.write(
+        "grid_workers.csv",
+        &format!(
+            "序号,网格编码,姓名,联系电话,职务,身份证号,住址\n\
+             1,{GRID},张三,13912345678,专职网格员,{ID_CARD},南苑路1号\n\
+             2,370681001001099,李四,13987654321,专职网格员,,北关路2号\n\
+             3,{GRID2},王五,1391234,专职网格员,,\n\
+             4,{GRID},张三,13911112222,兼职网格员,,\n"
+        ),
+    );
+    let rejects = dir.path().join("rejects.geojson");
+    let err = import(
+        &pool,
+        &[Source::infer(&path).unwrap()],
+        &ImportOptions {
+            rejects: Some(rejects.clone()),
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ImportError::Rejected { .. }), "{err:?}");
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    for personal in [
+        "张三",
+        "李四",
+        "王五",
+        "13912345678",
+        "13987654321",
+        "1391234",
+        "13911112222",
+        ID_CARD,
+        "南苑路",
+        "北关路",
+    ] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+    let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rows: Vec<(u64, &str, &str, &str)> = written["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|feature| {
+            let properties = &feature["properties"];
+            (
+                properties["_feature"].as_u64().unwrap(),
+                properties["网格编码"].as_str().unwrap(),
+                properties["姓名"].as_str().unwrap(),
+                properties["联系电话"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (2, "370681001001099", "李*", "139****4321"),
+            (3, GRID2, "王*", "*****34"),
+            (4, GRID, "张*", "139****2222"),
+        ]
+    );
+    let keys: Vec<&String> = written["features"][0]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let mut keys: Vec<&str> = keys.into_iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "_feature",
+            "_field",
+            "_layer",
+            "_reason",
+            "姓名",
+            "网格编码",
+            "职务",
+            "联系电话"
+        ]
+    );
+    let reasons: Vec<&str> = written["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|feature| feature["properties"]["_reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons[0].contains("\"370681001001099\" exists neither"),
+        "{}",
+        reasons[0]
+    );
+    assert!(
+        reasons[1].contains("phone \"*****34\" is neither"),
+        "{}",
+        reasons[1]
+    );
+    assert!(
+        reasons[2].contains(&format!("duplicate code \"{GRID} 张*\"")),
+        "{}",
+        reasons[2]
+    );
+}
+
+/// A grid upsert is idempotent over a roster: a grid whose worker fields
+/// differ from its roster is not counted (nor its version renewed) as
+/// changed, since the roster decides its worker; a grid without a roster
+/// still takes its worker from the grid layer.
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn a_grid_upsert_over_a_roster_changes_nothing_on_a_rerun(pool: PgPool) {
+    let dir = TempDir::new("workers-grid-upsert");
+    load_grids(&pool, &dir).await;
+    let roster_path = dir.write(
+        "grid_workers.csv",
+        &format!("网格编码,姓名,联系电话\n{GRID},张三,13800000001\n"),
+    );
+    import(
+        &pool,
+        &[Source::infer(&roster_path).unwrap()],
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let versions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT version FROM grids ORDER BY code")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    // The grid layer still names its old worker for the first grid, and a
+    // worker for the second, which has no roster; the first grid is renamed.
+    let grids = dir.layer(
+        Entity::Grids,
+        &[
+            feature(
+                json!({ "WGBM": GRID, "WGMC": "第一网格（新）", "SQDM": COMMUNITY, "WGLX": "基础网格",
+                        "WGY": "旧网格员", "LXDH": "13900000000" }),
+                square(120.30, 37.60, 120.31, 37.62),
+            ),
+            feature(
+                json!({ "WGBM": GRID2, "WGMC": "网格", "SQDM": COMMUNITY, "WGLX": "基础网格",
+                        "WGY": "赵六", "LXDH": "13900000006" }),
+                square(120.31, 37.60, 120.32, 37.62),
+            ),
+        ],
+    );
+    let first = import(&pool, std::slice::from_ref(&grids), &upsert())
+        .await
+        .unwrap();
+    assert_eq!(first.rows(), 2, "the rename and the second grid's worker");
+    assert_eq!(
+        grid_columns(&pool).await,
+        [
+            (GRID.into(), Some("张三".into()), Some("13800000001".into())),
+            (
+                GRID2.into(),
+                Some("赵六".into()),
+                Some("13900000006".into())
+            ),
+        ]
+    );
+    let before = versions().await;
+    let second = import(&pool, std::slice::from_ref(&grids), &upsert())
+        .await
+        .unwrap();
+    assert_eq!(second.rows(), 0, "an identical re-run changes nothing");
+    assert_eq!(versions().await, before, "no grid's version was renewed");
+    // Replace behaves the same, with no grid deleted.
+    let replaced = import(
+        &pool,
+        std::slice::from_ref(&grids),
+        &ImportOptions {
+            mode: ImportMode::Replace,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((replaced.rows(), replaced.deleted), (0, 0));
+    assert_eq!(versions().await, before);
+}

@@ -1,7 +1,8 @@
 //! Atomicity: `gridmap-import` killed with SIGKILL in the middle of writing a
-//! large layer (while its features stream into the staging table, and while
-//! the bulk load rebuilds the indexes it dropped) leaves every table, index
-//! and constraint exactly as before, and a re-run succeeds.
+//! large layer (while its features stream in by COPY, which for this plain
+//! file goes straight into the table, and while the bulk load rebuilds the
+//! indexes it dropped) leaves every table, index and constraint exactly as
+//! before, and a re-run succeeds.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
@@ -108,8 +109,8 @@ async fn catalog(pool: &PgPool) -> Vec<(String, String)> {
 /// What the server is doing when the import gets killed.
 #[derive(Debug, Clone, Copy)]
 enum Moment {
-    /// Features arriving through COPY into the staging table.
-    Staging,
+    /// Features arriving through COPY.
+    Copying,
     /// The bulk load building the spatial index of buildings again.
     IndexBuild,
 }
@@ -118,10 +119,10 @@ impl Moment {
     /// A query returning the import's backend pid once it is at this moment.
     fn probe(self) -> &'static str {
         match self {
-            Moment::Staging => {
+            Moment::Copying => {
                 "SELECT pid FROM pg_stat_activity \
                  WHERE datname = current_database() AND state = 'active' \
-                   AND query LIKE 'COPY gridmap\\_import\\_stage%'"
+                   AND query LIKE 'COPY %'"
             }
             Moment::IndexBuild => {
                 "SELECT p.pid FROM pg_stat_progress_create_index p \
@@ -133,8 +134,8 @@ impl Moment {
 }
 
 #[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
-async fn kill_9_while_staging_leaves_every_table_as_before(pool: PgPool) {
-    kill_at(pool, Moment::Staging).await;
+async fn kill_9_while_copying_leaves_every_table_as_before(pool: PgPool) {
+    kill_at(pool, Moment::Copying).await;
 }
 
 #[sqlx::test(migrator = "gridmap_store::MIGRATOR")]

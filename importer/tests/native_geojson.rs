@@ -157,10 +157,31 @@ async fn plain_files_store_what_gdal_stores(pool: PgPool) {
     // And a GeoPackage, for the native GeoPackage reader.
     let gpkg = dir.path().join("buildings.gpkg");
     ogr2ogr(&["-f", "GPKG", text(&gpkg), text(&lines), "-nln", "buildings"]);
+    // RFC 7946 files declare no CRS (WGS 84 longitude/latitude): ours, and
+    // GDAL's own RFC 7946 output (outer rings turned counter-clockwise).
+    let no_crs = dir.write(
+        "no-crs.geojson",
+        &line_collection(&features).replace(
+            ",\"crs\":{\"type\":\"name\",\"properties\":{\"name\":\"urn:ogc:def:crs:EPSG::4490\"}}",
+            "",
+        ),
+    );
+    assert!(!std::fs::read_to_string(&no_crs).unwrap().contains("crs"));
+    let rfc7946 = dir.path().join("rfc7946.geojson");
+    ogr2ogr(&[
+        "-f",
+        "GeoJSON",
+        text(&rfc7946),
+        text(&lines),
+        "-lco",
+        "RFC7946=YES",
+    ]);
     for (file, reader) in [
         (&lines, "read (native GeoJSON)"),
         (&gdal_written, "read (native GeoJSON)"),
         (&gpkg, "read (native GeoPackage)"),
+        (&no_crs, "read (native GeoJSON)"),
+        (&rfc7946, "read (native GeoJSON)"),
     ] {
         let args = ["--as", "buildings", text(file)];
         let native = run(&pool, &args, true).await;
@@ -191,6 +212,17 @@ async fn plain_files_store_what_gdal_stores(pool: PgPool) {
             file.display()
         );
         assert_eq!(report_layers(&native), report_layers(&through_gdal));
+        let expected_crs = if file == &no_crs || file == &rfc7946 {
+            "EPSG:4326"
+        } else {
+            "EPSG:4490"
+        };
+        assert_eq!(
+            report_layers(&native)[0]["source_crs"],
+            json!(expected_crs),
+            "{}",
+            file.display()
+        );
         sqlx::query("DELETE FROM buildings")
             .execute(&pool)
             .await

@@ -7,6 +7,10 @@
 //! The parents of the buildings (districts … grid units) are loaded before the
 //! gridmap-import run and are not timed.
 //!
+//! `GRIDMAP_BENCH_IMPORT_BINARY` names another gridmap-import binary to
+//! time (a copy of an earlier build, to compare before and after a change in
+//! one sitting); the parents are always loaded with it too.
+//!
 //! `--scale 10` loads about 258k buildings, `--scale 80` about 2.17 M (the 200k
 //! and 2M cases). The city is generated once per scale into the output folder
 //! and buildings.gpkg is made from buildings.geojson with ogr2ogr; at scale 80
@@ -36,7 +40,8 @@ pub async fn run(scale: f64, runs: usize, out: Option<PathBuf>) -> anyhow::Resul
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let release = root.join("target/release");
     let fixtures = release.join("gridmap-fixtures");
-    let importer = release.join("gridmap-import");
+    let importer = std::env::var_os("GRIDMAP_BENCH_IMPORT_BINARY")
+        .map_or_else(|| release.join("gridmap-import"), PathBuf::from);
     for binary in [&fixtures, &importer] {
         anyhow::ensure!(
             binary.exists(),
@@ -82,6 +87,7 @@ pub async fn run(scale: f64, runs: usize, out: Option<PathBuf>) -> anyhow::Resul
         "import: buildings of the demo city at scale {scale} ({}), median of {runs} runs, fresh database per run",
         dir.display()
     )?;
+    writeln!(out, "  gridmap-import: {}", importer.display())?;
     for (format, input) in [("GeoJSON", &geojson), ("GPKG", &gpkg)] {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
