@@ -1284,3 +1284,106 @@ async fn grid_units_and_communities_keep_their_covers(pool: PgPool) {
     .await;
     assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
 }
+
+/// A grid with a roster (`grid_workers`) takes its worker from the roster:
+/// a PATCH that would set another worker is refused with 409 naming the
+/// roster, and changes nothing; one that repeats the roster's worker (a
+/// client sending back the whole feature) passes, and a grid without a
+/// roster still takes its worker from the PATCH.
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn a_worker_patch_of_a_grid_with_a_roster_is_refused(pool: PgPool) {
+    let fx = fixture(pool).await;
+    sqlx::query(
+        "INSERT INTO grid_workers (grid_code, name, phone, role) VALUES
+            ($1, '赵敏', '13800000005', 'full_time'), ($1, '钱七', '13800000007', 'part_time')",
+    )
+    .bind(A)
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    let worker = |code: &'static str| {
+        let pool = fx.pool.clone();
+        async move {
+            sqlx::query_as::<_, (Option<String>, Option<String>, i64)>(
+                "SELECT worker_name, worker_phone, version FROM grids WHERE code = $1",
+            )
+            .bind(code)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let before = worker(A).await;
+    assert_eq!(
+        (before.0.as_deref(), before.1.as_deref()),
+        (Some("赵敏"), Some("13800000005"))
+    );
+    let audit_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_log")
+            .fetch_one(&fx.pool)
+            .await
+            .unwrap()
+    };
+    let audited = audit_rows().await;
+
+    for properties in [
+        json!({"worker_name": "钱七"}),
+        json!({"worker_phone": "13800000009"}),
+        json!({"name": "新名字", "worker_name": ""}),
+    ] {
+        let answer = call(
+            &fx.app,
+            Method::PATCH,
+            &format!("/api/v1/grids/{A}"),
+            Some(&fx.admin),
+            Some(&etag_of(&fx, A).await),
+            Some(json!({"type": "Feature", "properties": properties})),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+        let message = answer.body["error"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("grid {A} takes its worker from its roster"))
+                && message.contains("grid_workers"),
+            "{message}"
+        );
+        assert_eq!(worker(A).await, before, "nothing changed");
+        assert_eq!(audit_rows().await, audited, "nothing audited");
+    }
+
+    // The roster's own worker, sent back with a rename: accepted.
+    let answer = call(
+        &fx.app,
+        Method::PATCH,
+        &format!("/api/v1/grids/{A}"),
+        Some(&fx.admin),
+        Some(&etag_of(&fx, A).await),
+        Some(json!({"type": "Feature", "properties":
+            {"name": "南苑新网格", "worker_name": "赵敏", "worker_phone": "13800000005"}})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        answer.body["features"][0]["properties"]["name"],
+        "南苑新网格"
+    );
+    let after = worker(A).await;
+    assert_eq!((&after.0, &after.1), (&before.0, &before.1));
+
+    // B has no roster: its worker is the PATCH's.
+    let answer = call(
+        &fx.app,
+        Method::PATCH,
+        &format!("/api/v1/grids/{B}"),
+        Some(&fx.admin),
+        Some(&etag_of(&fx, B).await),
+        Some(json!({"type": "Feature", "properties": {"worker_name": "孙八", "worker_phone": "13800000008"}})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let b = worker(B).await;
+    assert_eq!(
+        (b.0.as_deref(), b.1.as_deref()),
+        (Some("孙八"), Some("13800000008"))
+    );
+}

@@ -10,6 +10,9 @@
 //!   tag (428 without; 412 with the current versions when stale). A write
 //!   that changes several grids (merge, shared edge) lists every grid's tag.
 //! - A refused edit answers 422 with the offending areas as GeoJSON.
+//! - A grid with a roster (`grid_workers`) takes its worker from it: a PATCH
+//!   setting another `worker_name`/`worker_phone` answers 409 naming the
+//!   roster; repeating the roster's worker passes.
 //! - `…/history` lists the audit log (authenticated callers); `…/revert`
 //!   restores a former version as a new write;
 //!   `POST /api/v1/changes/{change_id}/revert` undoes a whole write (both

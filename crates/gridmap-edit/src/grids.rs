@@ -29,7 +29,9 @@ pub struct NewGrid {
 }
 
 /// Changes to a grid's properties; absent fields stay as they are, and an
-/// empty worker name or phone clears it.
+/// empty worker name or phone clears it. A grid with a roster
+/// (`grid_workers`) takes its worker from the roster: a different worker is
+/// refused ([`update`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridChanges {
@@ -88,7 +90,9 @@ pub async fn create(
 /// Changes a grid's properties and, with `geometry`, its shape.
 ///
 /// # Errors
-/// As [`create`], plus [`EditError::NotFound`] and [`EditError::Stale`].
+/// As [`create`], plus [`EditError::NotFound`] and [`EditError::Stale`], and
+/// [`EditError::Conflict`] for a worker other than the roster's on a grid
+/// with a roster.
 pub async fn update(
     pool: &PgPool,
     actor: Actor<'_>,
@@ -104,6 +108,7 @@ pub async fn update(
     }
     let mut tx = pool.begin().await?;
     let community = lock_grids(&mut tx, &[code], expected).await?;
+    refuse_worker_over_roster(&mut tx, code, &changes).await?;
     let change_id = audit::new_change(&mut tx).await?;
     let before = audit::snapshot(&mut tx, Entity::Grid, code).await?;
     if let Some(geometry) = geometry {
@@ -156,6 +161,48 @@ pub async fn update(
         Vec::new(),
         Vec::new(),
     ))
+}
+
+/// Refuses `changes` to the worker of grid `code` when the grid has a roster
+/// (`grid_workers`, migration 0008): the roster's primary worker is the
+/// grid's worker, which a trigger keeps whatever is written, so another
+/// value would be dropped without a word. Repeating the roster's worker (a
+/// client sending back the whole feature) passes.
+///
+/// # Errors
+/// [`EditError::Conflict`] naming the roster.
+async fn refuse_worker_over_roster(
+    tx: &mut PgConnection,
+    code: &str,
+    changes: &GridChanges,
+) -> Result<(), EditError> {
+    if changes.worker_name.is_none() && changes.worker_phone.is_none() {
+        return Ok(());
+    }
+    let roster: Option<(Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT p.name, p.phone, (SELECT count(*) FROM grid_workers WHERE grid_code = $1)
+           FROM gridmap_primary_worker($1) p",
+    )
+    .bind(code)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((name, phone, people)) = roster else {
+        return Ok(());
+    };
+    // An empty value clears the column, as in the UPDATE of `update`.
+    let differs = |requested: &Option<String>, current: &Option<String>| {
+        requested.as_deref().is_some_and(|requested| {
+            Some(requested).filter(|v| !v.is_empty()) != current.as_deref()
+        })
+    };
+    if differs(&changes.worker_name, &name) || differs(&changes.worker_phone, &phone) {
+        return Err(EditError::Conflict(format!(
+            "grid {code} takes its worker from its roster (grid_workers, {people} people: \
+             the full-time worker first, then the grid leader, then part-time): change the \
+             roster (gridmap-import --as grid_workers) instead of worker_name or worker_phone"
+        )));
+    }
+    Ok(())
 }
 
 /// Deletes a grid that nothing refers to and whose area stays covered.
