@@ -16,9 +16,15 @@ use geo::{Coord, Line, MultiPolygon, Rect};
 const CELL_PER_HALF_WIDTH: f64 = 0.2;
 
 /// How far inside a piece's true buffer a cell must lie: more than the
-/// strip's own drawing error (0.27 m arc chords, 0.1 m straightening), so
-/// the cells never reach past the drawn outline.
+/// strip's own drawing error (0.25 m arc chords, 0.1 m straightening), so
+/// the cells never reach past the drawn outline and fill whole holes of it
+/// only (see `strip::fill_deep_holes`).
 const MARGIN_M: f64 = 0.5;
+
+/// How near a deep cell a point counts as in it ([`Interior::contains`]):
+/// far above rounding in the overlay's output, far below the 0.15 m by
+/// which the deep cells miss any hole of the strip they do not fill.
+const BORDER_M: f64 = 1e-4;
 
 /// A cell grid over the pieces, marking the deep cells.
 pub(crate) struct Interior {
@@ -102,6 +108,19 @@ impl Interior {
             (low_column..high_column).all(|column| {
                 self.deep[row * self.columns + column]
                     || distance_squared(self.centre(column, row), piece) > reach * reach
+            })
+        })
+    }
+
+    /// Whether `point` lies in a deep cell, or within [`BORDER_M`] of one.
+    pub(crate) fn contains(&self, point: Coord) -> bool {
+        [-BORDER_M, BORDER_M].iter().any(|&dx| {
+            [-BORDER_M, BORDER_M].iter().any(|&dy| {
+                let near = Coord {
+                    x: point.x + dx,
+                    y: point.y + dy,
+                };
+                self.cell_of(near).is_some_and(|cell| self.deep[cell])
             })
         })
     }

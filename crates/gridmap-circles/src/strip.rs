@@ -8,18 +8,24 @@
 //! its segments' buffers (each interior vertex's disc is covered by the two
 //! segment rectangles and the join's arc), so the pieces are first chained
 //! into as few trails as the network allows, each piece used once, and the
-//! trails are stroked in a single call. Vertices that lie within
-//! [`SIMPLIFY_M`] of a straight line through their neighbours (the many
-//! collinear vertices of digitised roads) are dropped first
+//! trails are stroked in one overlay, with round caps only at the trail ends
+//! no other trail runs through (the `stroke` module). Vertices that lie
+//! within [`SIMPLIFY_M`] of a straight line through their neighbours (the
+//! many collinear vertices of digitised roads) are dropped first
 //! (Ramer–Douglas–Peucker), which moves the strip's outline by at most that.
 //! Pieces deep inside the strip are left out of the stroke and replaced by
-//! the cells that cover them (see the `interior` module), in a second
-//! overlay.
+//! the cells that cover them (see the `interior` module); the cells only
+//! ever fill whole holes of the stroke, so they are added by dropping those
+//! holes, with no second overlay.
 
 use crate::interior::Interior;
-use geo::algorithm::buffer::{BufferStyle, LineJoin};
-use geo::{BooleanOps, Buffer, Coord, Line, LineString, MultiLineString, MultiPolygon, Simplify};
-use std::collections::HashMap;
+use crate::stroke::{stroke_trails, vertex_key};
+use geo::coordinate_position::{CoordPos, CoordinatePosition};
+use geo::{
+    BooleanOps, BoundingRect, Coord, Intersects, Line, LineString, MultiLineString, MultiPolygon,
+    Polygon, Rect, Simplify,
+};
+use std::collections::{HashMap, HashSet};
 
 /// Length of the stand-in segment for a piece of zero length that touches no
 /// other piece: the overlay strokes segments, not points, so a lone point is
@@ -27,16 +33,9 @@ use std::collections::HashMap;
 const POINT_AS_SEGMENT_M: f64 = 1e-3;
 
 /// How far a trail may be straightened before it is stroked: 0.1 m, below
-/// the 0.27 m by which round caps (geo's default, 15 chords a half circle)
-/// already fall inside a 50 m circle.
+/// the 0.25 m by which arc chords ([`crate::stroke`]) already fall inside
+/// the circle.
 pub const SIMPLIFY_M: f64 = 0.1;
-
-/// The angle step of round joins. The overlay draws a turn of angle a as
-/// floor(a / step) chords (a bevel below one step), so a chord spans less
-/// than two steps: 0.1 rad keeps every join chord within
-/// 50 m × (1 − cos 0.1) = 0.25 m of the circle, like the caps. geo's default
-/// step of 0.2 rad would allow up to 1 m on turns just under 0.4 rad.
-const JOIN_STEP_RAD: f64 = 0.1;
 
 /// The union of `half_width_m` buffers, round caps and joins, of `pieces`
 /// (straight pieces in a metre projection). Empty for no pieces or a
@@ -55,21 +54,174 @@ pub fn network_strip(pieces: &[Line], half_width_m: f64) -> MultiPolygon {
             .collect(),
         None => pieces.to_vec(),
     };
-    let straightened: MultiLineString = trails(&kept)
+    let walked = trails(&kept);
+    // Taken before straightening: a vertex the straightening drops stays
+    // within SIMPLIFY_M of its trail, and so within that of its disc.
+    let through: HashSet<(u64, u64)> = walked
+        .iter()
+        .flat_map(|trail| {
+            let inner = trail.0.len().saturating_sub(1);
+            trail
+                .0
+                .iter()
+                .take(inner)
+                .skip(1)
+                .map(|&coord| vertex_key(coord))
+        })
+        .collect();
+    let straightened: MultiLineString = walked
         .into_iter()
         .map(|trail| trail.simplify(SIMPLIFY_M))
         .collect();
-    let strip = if straightened.0.is_empty() {
-        MultiPolygon::new(Vec::new())
-    } else {
-        straightened.buffer_with_style(
-            BufferStyle::new(half_width_m).line_join(LineJoin::Round(JOIN_STEP_RAD)),
-        )
-    };
+    let strip = stroke_trails(&straightened, &through, half_width_m);
     match interior {
-        Some(interior) if kept.len() < pieces.len() => strip.union(&interior.polygon()),
+        Some(interior) if kept.len() < pieces.len() => fill_deep_holes(strip, &interior),
         _ => strip,
     }
+}
+
+/// The strip of the kept pieces with the deep cells added, mostly without
+/// a second overlay.
+///
+/// Every deep cell lies within `half_width_m` − 0.5 m of some piece, the
+/// drawn strip of the kept pieces holds every point within `half_width_m` −
+/// 0.35 m of them (0.25 m chords, 0.1 m straightening), and a left-out
+/// piece's whole buffer lies in deep cells. So every point within 0.15 m of a
+/// deep cell is in the drawn strip or in a deep cell: the deep cells never
+/// reach past an outer ring, and each hole of the strip (a connected part of
+/// its outside) lies wholly in deep cells or at least 0.15 m from all of
+/// them. Adding the cells is therefore filling the holes whose ring lies on
+/// deep cells. A ring with corners both on and off deep cells breaks that
+/// rule (the overlay can join two holes by a slit of rounding width), and
+/// then the cells are added by an overlay after all.
+fn fill_deep_holes(strip: MultiPolygon, interior: &Interior) -> MultiPolygon {
+    let mut mixed = false;
+    let fills: Vec<Vec<bool>> = strip
+        .iter()
+        .map(|part| {
+            part.interiors()
+                .iter()
+                .map(|hole| {
+                    let on_deep = hole
+                        .0
+                        .iter()
+                        .filter(|&&corner| interior.contains(corner))
+                        .count();
+                    mixed |= on_deep != 0 && on_deep != hole.0.len();
+                    on_deep == hole.0.len()
+                })
+                .collect()
+        })
+        .collect();
+    if mixed {
+        return strip.union(&interior.polygon());
+    }
+    let mut parts: Vec<StripPart> = strip
+        .into_iter()
+        .zip(fills)
+        .map(|(part, fills)| {
+            let (exterior, holes) = part.into_inner();
+            let mut open = Vec::new();
+            let mut filled = Vec::new();
+            for (hole, fill) in holes.into_iter().zip(fills) {
+                if fill {
+                    filled.push(hole);
+                } else {
+                    open.push(hole);
+                }
+            }
+            StripPart {
+                exterior,
+                open,
+                filled,
+            }
+        })
+        .collect();
+    if parts.len() > 1 && parts.iter().any(|part| !part.filled.is_empty()) {
+        merge_islands(&mut parts);
+    }
+    parts
+        .into_iter()
+        .map(|part| Polygon::new(part.exterior, part.open))
+        .collect()
+}
+
+/// One polygon of the strip, its holes split into those the deep cells
+/// fill and those they leave open.
+struct StripPart {
+    exterior: LineString,
+    open: Vec<LineString>,
+    filled: Vec<LineString>,
+}
+
+/// Moves the open holes of every part lying in another part's filled hole
+/// to the outermost such part, and drops the inner part (its area is now
+/// covered).
+fn merge_islands(parts: &mut Vec<StripPart>) {
+    let filled_holes: Vec<(usize, Polygon)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(index, part)| {
+            part.filled
+                .iter()
+                .map(move |hole| (index, Polygon::new(hole.clone(), Vec::new())))
+        })
+        .collect();
+    let boxes: Vec<Option<Rect>> = filled_holes
+        .iter()
+        .map(|(_, hole)| hole.bounding_rect())
+        .collect();
+    // The part whose filled hole holds each part, if any. Parts of a valid
+    // multipolygon do not cross, so one corner off the hole's ring decides.
+    let owner: Vec<Option<usize>> = parts
+        .iter()
+        .enumerate()
+        .map(|(index, part)| {
+            filled_holes
+                .iter()
+                .zip(&boxes)
+                .filter(|((holder, _), bounds)| {
+                    *holder != index
+                        && bounds.is_some_and(|bounds| bounds.intersects(&part.exterior.0[0]))
+                })
+                .find(|((_, hole), _)| inside(hole, &part.exterior))
+                .map(|((holder, _), _)| *holder)
+        })
+        .collect();
+    let outermost = |mut index: usize| {
+        // Nesting is finite and acyclic: each step goes one ring outwards.
+        for _ in 0..owner.len() {
+            match owner[index] {
+                Some(holder) => index = holder,
+                None => break,
+            }
+        }
+        index
+    };
+    let mut moved: Vec<(usize, Vec<LineString>)> = Vec::new();
+    for (index, part) in parts.iter_mut().enumerate() {
+        if owner[index].is_some() {
+            moved.push((outermost(index), std::mem::take(&mut part.open)));
+        }
+    }
+    for (holder, holes) in moved {
+        parts[holder].open.extend(holes);
+    }
+    let mut index = 0;
+    parts.retain(|_| {
+        index += 1;
+        owner[index - 1].is_none()
+    });
+}
+
+/// Whether `ring` lies inside `hole`, decided by its first corner not on
+/// the hole's ring.
+fn inside(hole: &Polygon, ring: &LineString) -> bool {
+    ring.0
+        .iter()
+        .map(|&corner| hole.coordinate_position(&corner))
+        .find(|&position| position != CoordPos::OnBoundary)
+        == Some(CoordPos::Inside)
 }
 
 /// `pieces` chained into trails: every piece of non-zero length appears in
@@ -87,8 +239,8 @@ pub fn trails(pieces: &[Line]) -> MultiLineString {
     let mut vertices: Vec<Coord> = Vec::new();
     let mut vertex = |coord: Coord| -> usize {
         // Ends of pieces that meet come from the same projected node, so
-        // equal bits are the right test; -0.0 and 0.0 are made one.
-        let key = ((coord.x + 0.0).to_bits(), (coord.y + 0.0).to_bits());
+        // equal bits are the right test.
+        let key = vertex_key(coord);
         *vertex_ids.entry(key).or_insert_with(|| {
             vertices.push(coord);
             vertices.len() - 1
@@ -195,7 +347,7 @@ fn next_unused(incident: &[usize], used: &[bool], cursor: &mut usize) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geo::{Area, BooleanOps, Euclidean, Length};
+    use geo::{Area, BooleanOps, Buffer, Euclidean, Length};
 
     fn line(a: (f64, f64), b: (f64, f64)) -> Line {
         Line::new(Coord { x: a.0, y: a.1 }, Coord { x: b.0, y: b.1 })
