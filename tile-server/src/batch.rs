@@ -17,7 +17,7 @@
 
 use crate::grid_index::{GridChain, LookupIndex};
 use crate::lookup::{check_point, parse_crs};
-use crate::{ApiError, AppState};
+use crate::{ApiError, SharedState};
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -56,7 +56,7 @@ pub struct BatchParams {
 }
 
 pub async fn batch(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     params: Result<Query<BatchParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,

@@ -19,7 +19,7 @@
 //! households or code, never one report's location or time.
 
 use crate::area_params::{multi_polygon_json, parse_area, require_area};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, SharedState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
@@ -64,7 +64,7 @@ pub struct CircleParams {
 }
 
 pub async fn circles(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     params: Result<Query<CircleParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
@@ -153,7 +153,7 @@ fn feature_collection(features: Vec<Value>) -> Json<Value> {
 }
 
 pub async fn coverage_report(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     params: Result<Query<CircleParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;

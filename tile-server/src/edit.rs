@@ -22,7 +22,7 @@
 //! each commit and every replica follows (`changes.rs`).
 
 use crate::auth::{Editor, MaybeCaller};
-use crate::{ApiError, AppState, Caller};
+use crate::{ApiError, AppState, Caller, SharedState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -43,7 +43,7 @@ const PERSONAL_PROPERTIES: &[&str] = &["worker_name", "worker_phone"];
 /// snapping would move edges planners meant to draw.
 const MAX_SNAP_TOLERANCE_M: f64 = 5.0;
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/api/v1/grids", post(create_grid))
         .route("/api/v1/grids/merge", post(merge_grids))
@@ -277,7 +277,7 @@ fn actor(caller: &Caller) -> Actor<'_> {
 }
 
 async fn get_grid(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     MaybeCaller(caller): MaybeCaller,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -289,7 +289,7 @@ async fn get_grid(
 }
 
 async fn create_grid(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Query(params): Query<EditParams>,
     request: Result<Json<FeatureBody<NewGrid>>, JsonRejection>,
@@ -321,7 +321,7 @@ async fn create_grid(
 }
 
 async fn update_grid(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     Query(params): Query<EditParams>,
@@ -346,7 +346,7 @@ async fn update_grid(
 }
 
 async fn delete_grid(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     Query(params): Query<EditParams>,
@@ -376,7 +376,7 @@ pub(crate) struct MoveEdge {
 }
 
 async fn move_edge(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     Query(params): Query<EditParams>,
@@ -402,7 +402,7 @@ async fn move_edge(
 }
 
 async fn split_grid(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     Query(params): Query<EditParams>,
@@ -436,7 +436,7 @@ pub(crate) struct Merge {
 }
 
 async fn merge_grids(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Query(params): Query<EditParams>,
     headers: HeaderMap,
@@ -468,7 +468,7 @@ pub(crate) struct Revert {
 }
 
 async fn revert_grid(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     Query(params): Query<EditParams>,
@@ -505,7 +505,7 @@ pub(crate) struct Assign {
 /// Assigns buildings to the grid: both the grid and each building's
 /// current grid must be in the caller's scope.
 async fn assign_buildings(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     request: Result<Json<Assign>, JsonRejection>,
@@ -523,7 +523,7 @@ async fn assign_buildings(
 
 /// Undoes a whole write (all grids it touched), as a new write.
 async fn revert_change(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(change_id): Path<i64>,
     Query(params): Query<EditParams>,
@@ -585,7 +585,7 @@ async fn history(
 }
 
 async fn grid_history(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     MaybeCaller(caller): MaybeCaller,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -593,7 +593,7 @@ async fn grid_history(
 }
 
 async fn station_history(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     MaybeCaller(caller): MaybeCaller,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -601,7 +601,7 @@ async fn station_history(
 }
 
 async fn get_station(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     MaybeCaller(caller): MaybeCaller,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -613,7 +613,7 @@ async fn get_station(
 }
 
 async fn create_station(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     request: Result<Json<FeatureBody<StationFields>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -630,7 +630,7 @@ async fn create_station(
 }
 
 async fn update_station(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     headers: HeaderMap,
@@ -661,7 +661,7 @@ async fn update_station(
 }
 
 async fn revert_station(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     headers: HeaderMap,
@@ -697,7 +697,7 @@ async fn revert_station(
 }
 
 async fn delete_station(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Editor(caller): Editor,
     Path(code): Path<String>,
     headers: HeaderMap,
@@ -843,7 +843,7 @@ async fn revert_area(
 macro_rules! area_handlers {
     ($kind:expr, $get:ident, $create:ident, $update:ident, $delete:ident, $history:ident, $revert:ident) => {
         async fn $revert(
-            State(state): State<AppState>,
+            State(state): State<SharedState>,
             Editor(caller): Editor,
             Path(code): Path<String>,
             Query(params): Query<EditParams>,
@@ -854,14 +854,14 @@ macro_rules! area_handlers {
         }
 
         async fn $get(
-            State(state): State<AppState>,
+            State(state): State<SharedState>,
             Path(code): Path<String>,
         ) -> Result<Response, ApiError> {
             get_area(&state, $kind, &code).await
         }
 
         async fn $create(
-            State(state): State<AppState>,
+            State(state): State<SharedState>,
             Editor(caller): Editor,
             Query(params): Query<EditParams>,
             request: Result<Json<FeatureBody<AreaFields>>, JsonRejection>,
@@ -870,7 +870,7 @@ macro_rules! area_handlers {
         }
 
         async fn $update(
-            State(state): State<AppState>,
+            State(state): State<SharedState>,
             Editor(caller): Editor,
             Path(code): Path<String>,
             Query(params): Query<EditParams>,
@@ -881,7 +881,7 @@ macro_rules! area_handlers {
         }
 
         async fn $delete(
-            State(state): State<AppState>,
+            State(state): State<SharedState>,
             Editor(caller): Editor,
             Path(code): Path<String>,
             Query(params): Query<EditParams>,
@@ -891,7 +891,7 @@ macro_rules! area_handlers {
         }
 
         async fn $history(
-            State(state): State<AppState>,
+            State(state): State<SharedState>,
             MaybeCaller(caller): MaybeCaller,
             Path(code): Path<String>,
         ) -> Result<Response, ApiError> {

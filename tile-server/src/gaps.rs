@@ -3,7 +3,7 @@
 //! FeatureCollection with one feature per finding.
 
 use crate::area_params::{multi_polygon_json, polygon_rings, require_area};
-use crate::{ApiError, AppState};
+use crate::{ApiError, SharedState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
@@ -23,7 +23,7 @@ pub struct GapsParams {
 }
 
 pub async fn gaps(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     params: Result<Query<GapsParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;

@@ -1,12 +1,12 @@
 //! `GET /health`.
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, SharedState};
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
 /// Ready when the database answers; reports how many grids the index holds.
-pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn health(State(state): State<SharedState>) -> Result<Json<Value>, ApiError> {
     sqlx::query("SELECT 1")
         .execute(&state.pool)
         .await

@@ -5,7 +5,7 @@
 //! never a walking distance.
 
 use crate::grid_index::{AddressInfo, LookupIndex, LookupParts, Resolved, Unit};
-use crate::{ApiError, AppState};
+use crate::{ApiError, SharedState};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse as _, Response};
@@ -114,7 +114,7 @@ pub struct NearestGrid {
 }
 
 pub async fn lookup(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     crate::auth::MaybeCaller(caller): crate::auth::MaybeCaller,
     params: Result<Query<LookupParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {

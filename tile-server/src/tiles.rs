@@ -10,7 +10,7 @@
 //! TileJSON are sent `Cache-Control: private`.
 
 use crate::auth::{Caller, MaybeCaller, Role};
-use crate::{ApiError, AppState};
+use crate::{ApiError, SharedState};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -757,7 +757,7 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
 }
 
 pub async fn tilejson(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Path(layers): Path<String>,
     headers: HeaderMap,
     caller: Result<MaybeCaller, ApiError>,
@@ -783,7 +783,7 @@ pub async fn tilejson(
 }
 
 pub async fn tile(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Path((layers, z, x, y)): Path<(String, String, String, String)>,
     request_headers: HeaderMap,
     caller: Result<MaybeCaller, ApiError>,

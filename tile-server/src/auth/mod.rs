@@ -19,7 +19,7 @@ mod limits;
 mod personal_data;
 mod routes;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, SharedState};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -147,10 +147,10 @@ pub struct MaybeCaller(pub Option<Caller>);
 #[derive(Debug, Clone)]
 pub struct Editor(pub Caller);
 
-impl FromRequestParts<AppState> for MaybeCaller {
+impl FromRequestParts<SharedState> for MaybeCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         // The rate-limit middleware may already have resolved the credentials.
         if let Some(resolved) = parts.extensions.get::<ResolvedCredentials>() {
             return match resolved {
@@ -169,10 +169,10 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
-impl FromRequestParts<AppState> for Editor {
+impl FromRequestParts<SharedState> for Editor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         let MaybeCaller(caller) = MaybeCaller::from_request_parts(parts, state).await?;
         let Some(caller) = caller else {
             tracing::warn!(
@@ -390,7 +390,7 @@ enum ResolvedCredentials {
 /// blanks the tiles of the web map. Without a client address (a request not
 /// from a socket, as in tests) nothing is limited.
 pub(crate) async fn public_rate_limit(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     request: Request,
     next: Next,
 ) -> Response {

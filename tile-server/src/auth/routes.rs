@@ -4,7 +4,7 @@
 use super::credentials::{self, TokenKind};
 use super::limits::client_key;
 use super::{bearer_or_cookie, client_ip, Caller, Editor, MaybeCaller, Role, SESSION_COOKIE};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, SharedState};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 
 /// The routes of this module, merged into the application router.
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
@@ -55,7 +55,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 async fn login(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -153,7 +153,10 @@ fn check_login_limits(
 
 /// Ends the session presented (bearer token or cookie) and clears the cookie.
 /// Logging out twice, or with no session, is not an error.
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn logout(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(token) = bearer_or_cookie(&headers)? {
         match credentials::token_kind(&token) {
             Some(TokenKind::ApiKey) => {
