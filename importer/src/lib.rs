@@ -274,8 +274,14 @@ pub async fn import(
         let sources = ordered.clone();
         let list = all_problems.clone();
         let encoding = options.encoding.clone();
+        let field_map = options.field_map.clone();
+        let mapping = options.mapping.clone();
         let written = tokio::task::spawn_blocking(move || {
-            rejects::write(&path, &sources, &list, encoding.as_deref())
+            let chosen = rejects::ChosenFields {
+                field_map: &field_map,
+                mapping: mapping.as_ref(),
+            };
+            rejects::write(&path, &sources, &list, encoding.as_deref(), chosen)
         })
         .await
         .map_err(|source| ImportError::Reader {

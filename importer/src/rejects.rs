@@ -19,9 +19,19 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use crate::fields::LayerSpec;
+use crate::mapping::Mapping;
 use crate::problem::{ImportError, Problem};
 use crate::read::{original_features, OriginalFeature};
 use crate::{Entity, Source};
+
+/// How the import chose each column's source field beyond the alias table:
+/// the mapping file and the `--field` flags, so a personal column read
+/// through either is masked like one the alias table finds.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChosenFields<'a> {
+    pub field_map: &'a [(String, String)],
+    pub mapping: Option<&'a Mapping>,
+}
 
 /// Writes `problems` (with the position of their source in `sources`) to
 /// `path` and returns how many features were written.
@@ -30,6 +40,7 @@ pub(crate) fn write(
     sources: &[Source],
     problems: &[(usize, Problem)],
     encoding: Option<&str>,
+    chosen: ChosenFields<'_>,
 ) -> Result<usize, ImportError> {
     let mut wanted: HashMap<usize, HashSet<u64>> = HashMap::new();
     for (order, problem) in problems {
@@ -53,7 +64,7 @@ pub(crate) fn write(
             let entity = sources.get(*order).map(|source| source.entity);
             let (mut properties, reason) = match (original, entity) {
                 (Some(original), Some(entity)) => {
-                    shareable(entity, &original.properties, &problem.reason)
+                    shareable(entity, &original.properties, &problem.reason, chosen)
                 }
                 _ => (Map::new(), problem.reason.clone()),
             };
@@ -125,19 +136,34 @@ fn shown_columns(entity: Entity) -> (&'static [(&'static str, Shown)], bool) {
     }
 }
 
-/// The source field each column of `spec` is read from, as the alias table
-/// finds it (the first alias present, ignoring case).
+/// The source field each column of `spec` is read from, in the reader's
+/// order (`read::map_fields`): the mapping file, then `--field`, then the
+/// alias table; the first name present, ignoring case.
 fn source_fields<'a>(
     spec: &LayerSpec,
     properties: &'a Map<String, Value>,
+    chosen: ChosenFields<'_>,
 ) -> HashMap<&'static str, &'a str> {
+    let mapping = chosen
+        .mapping
+        .filter(|mapping| mapping.applies_to(spec.entity));
     let mut found = HashMap::new();
     for field in spec.fields {
-        let name = field.aliases.iter().find_map(|alias| {
-            properties
-                .keys()
-                .find(|name| name.trim().eq_ignore_ascii_case(alias))
-        });
+        let mapped = mapping.and_then(|mapping| mapping.field(field.column));
+        let given = chosen
+            .field_map
+            .iter()
+            .filter(|(column, _)| column == field.column)
+            .map(|(_, source)| source.as_str());
+        let name = mapped
+            .into_iter()
+            .chain(given)
+            .chain(field.aliases.iter().copied())
+            .find_map(|alias| {
+                properties
+                    .keys()
+                    .find(|name| name.trim().eq_ignore_ascii_case(alias))
+            });
         if let Some(name) = name {
             found.insert(field.column, name.as_str());
         }
@@ -151,12 +177,13 @@ fn shareable(
     entity: Entity,
     properties: &Map<String, Value>,
     reason: &str,
+    chosen: ChosenFields<'_>,
 ) -> (Map<String, Value>, String) {
     let (columns, keep_others) = shown_columns(entity);
     if columns.is_empty() {
         return (properties.clone(), reason.to_owned());
     }
-    let by_column = source_fields(LayerSpec::of(entity), properties);
+    let by_column = source_fields(LayerSpec::of(entity), properties, chosen);
     let shown: HashMap<&str, Shown> = columns
         .iter()
         .filter_map(|(column, shown)| Some((*by_column.get(column)?, *shown)))
@@ -396,6 +423,7 @@ mod tests {
             Entity::GridWorkers,
             &properties,
             "grid worker post \"书记\" is not known; \"南苑路1号\"",
+            ChosenFields::default(),
         );
         assert_eq!(
             Value::Object(kept),
@@ -411,10 +439,47 @@ mod tests {
             "WGBM": "370681001001001", "WGMC": "第一网格", "WGY": "李四", "LXDH": 13812341234_u64,
         }))
         .unwrap();
-        let (kept, _) = shareable(Entity::Grids, &properties, "");
+        let (kept, _) = shareable(Entity::Grids, &properties, "", ChosenFields::default());
         assert_eq!(
             Value::Object(kept),
             json!({ "WGBM": "370681001001001", "WGMC": "第一网格", "WGY": "李*", "LXDH": "138****1234" })
         );
+    }
+
+    #[test]
+    fn a_worker_field_chosen_by_flag_or_mapping_is_masked_too() {
+        // Field names no alias knows: only --field or a mapping file says
+        // they hold the worker.
+        let properties: Map<String, Value> = serde_json::from_value(json!({
+            "WGBM": "370681001001001", "WGMC": "第一网格", "ZZRY": "李四", "DH2": "13812341234",
+        }))
+        .unwrap();
+        let unmasked = shareable(Entity::Grids, &properties, "", ChosenFields::default()).0;
+        assert_eq!(unmasked.get("ZZRY"), Some(&json!("李四")));
+
+        let field_map = [
+            ("worker_name".to_owned(), "zzry".to_owned()),
+            ("worker_phone".to_owned(), "DH2".to_owned()),
+        ];
+        let by_flag = ChosenFields {
+            field_map: &field_map,
+            mapping: None,
+        };
+        let (kept, _) = shareable(Entity::Grids, &properties, "", by_flag);
+        assert_eq!(kept.get("ZZRY"), Some(&json!("李*")));
+        assert_eq!(kept.get("DH2"), Some(&json!("138****1234")));
+
+        let mapping = Mapping::parse(
+            "grids.toml",
+            "[fields]\nworker_name = \"ZZRY\"\nworker_phone = \"DH2\"\n",
+        )
+        .unwrap();
+        let by_mapping = ChosenFields {
+            field_map: &[],
+            mapping: Some(&mapping),
+        };
+        let (kept, _) = shareable(Entity::Grids, &properties, "", by_mapping);
+        assert_eq!(kept.get("ZZRY"), Some(&json!("李*")));
+        assert_eq!(kept.get("DH2"), Some(&json!("138****1234")));
     }
 }
