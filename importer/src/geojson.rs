@@ -39,7 +39,7 @@ use std::path::Path;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::fields::{GeometryKind, LayerSpec};
+use crate::fields::LayerSpec;
 use crate::problem::ImportError;
 use crate::read::{NativeStart, RawFeature, ReadMessage, CHINA_LAT, CHINA_LON};
 use crate::{ImportOptions, Source};
@@ -62,10 +62,8 @@ pub(crate) fn read_plain(
     sender: &tokio::sync::mpsc::Sender<ReadMessage>,
 ) -> Result<Option<u64>, ImportError> {
     let spec = LayerSpec::of(source.entity);
-    if spec.geometry != GeometryKind::Area
-        || options.crs.is_some()
+    if !crate::read::native_reader_may_read(source, options, NATIVE_SWITCH)
         || !is_geojson_path(&source.path)
-        || std::env::var(NATIVE_SWITCH).is_ok_and(|value| value == "0")
     {
         return Ok(None);
     }
@@ -112,10 +110,8 @@ pub(crate) fn read_plain(
         let Some(text) = feature_text(&line) else {
             continue;
         };
-        let feature: Feature = serde_json::from_str(text).map_err(|err| ImportError::Io {
-            path: source.path.clone(),
-            source: std::io::Error::other(format!("the file changed while it was read ({err})")),
-        })?;
+        let feature: Feature = serde_json::from_str(text)
+            .map_err(|err| crate::read::changed_while_read(source, err))?;
         count += 1;
         let values = field_index
             .iter()
@@ -153,11 +149,9 @@ pub(crate) fn read_plain(
 }
 
 fn is_geojson_path(path: &Path) -> bool {
-    !path.to_string_lossy().starts_with("/vsi")
-        && path
-            .extension()
-            .map(|extension| extension.to_string_lossy().to_ascii_lowercase())
-            .is_some_and(|extension| extension == "geojson" || extension == "json")
+    path.extension()
+        .map(|extension| extension.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|extension| extension == "geojson" || extension == "json")
 }
 
 /// What the first pass found in a plain file.

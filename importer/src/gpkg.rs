@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::fields::{GeometryKind, LayerSpec};
+use crate::fields::LayerSpec;
 use crate::problem::ImportError;
 use crate::read::{NativeStart, RawFeature, ReadMessage, CHINA_LAT, CHINA_LON};
 use crate::{ImportOptions, Source};
@@ -48,12 +48,7 @@ pub(crate) fn read_plain(
         .path
         .extension()
         .is_some_and(|extension| extension.eq_ignore_ascii_case("gpkg"));
-    if spec.geometry != GeometryKind::Area
-        || options.crs.is_some()
-        || !is_gpkg
-        || source.path.to_string_lossy().starts_with("/vsi")
-        || std::env::var(NATIVE_SWITCH).is_ok_and(|value| value == "0")
-    {
+    if !crate::read::native_reader_may_read(source, options, NATIVE_SWITCH) || !is_gpkg {
         return Ok(None);
     }
     let started = std::time::Instant::now();
@@ -116,12 +111,7 @@ pub(crate) fn read_plain(
         let blob: Vec<u8> = row.get(0).map_err(sqlite_error)?;
         let wkb = geometry_wkb(&blob)
             .and_then(|wkb| little_endian(wkb).map(|(wkb, _)| wkb))
-            .map_err(|reason| ImportError::Io {
-                path: source.path.clone(),
-                source: std::io::Error::other(format!(
-                    "the file changed while it was read ({reason})"
-                )),
-            })?;
+            .map_err(|reason| crate::read::changed_while_read(source, reason))?;
         let mut values = Vec::with_capacity(field_index.len());
         for index in &field_index {
             let value = match index {

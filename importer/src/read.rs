@@ -139,6 +139,29 @@ pub(crate) fn start_native_layer(
     Ok(NativeStart::Read { field_index, crs })
 }
 
+/// Whether a native reader may take `source` at all: an area layer read in
+/// the CRS its file declares (no `--crs`), a file on disk rather than a GDAL
+/// `/vsi…` path, and the reader not switched off (`switch=0` in the
+/// environment). Each reader then checks its own format.
+pub(crate) fn native_reader_may_read(
+    source: &Source,
+    options: &ImportOptions,
+    switch: &str,
+) -> bool {
+    LayerSpec::of(source.entity).geometry == GeometryKind::Area
+        && options.crs.is_none()
+        && !source.path.to_string_lossy().starts_with("/vsi")
+        && !std::env::var(switch).is_ok_and(|value| value == "0")
+}
+
+/// A native reader's second pass finding the file unlike its first pass.
+pub(crate) fn changed_while_read(source: &Source, reason: impl std::fmt::Display) -> ImportError {
+    ImportError::Io {
+        path: source.path.clone(),
+        source: std::io::Error::other(format!("the file changed while it was read ({reason})")),
+    }
+}
+
 /// Gathers features (and problems) into batches of [`BATCH_FEATURES`] and
 /// hands each to the writer as it fills, counting progress; shared by the
 /// GDAL reader and the native ones.
