@@ -5,7 +5,7 @@
 //! Every text an answer repeats (codes, names, kinds) is an `Arc<str>`, so
 //! answering a lookup copies pointers, not strings.
 
-use gridmap_index::{IndexedPoint, Located, PointIndex, PolygonIndex};
+use gridmap_index::{GeodesicDistance, IndexedPoint, Located, PointIndex, PolygonIndex};
 use gridmap_model::StationKind;
 use gridmap_store::StoreError;
 use serde::Serialize;
@@ -164,10 +164,40 @@ pub type DepartmentIndex = PolygonIndex<DepartmentGrid>;
 #[derive(Debug, Clone, Copy)]
 pub struct NearbyStation<'a> {
     pub station: &'a StationInfo,
-    /// Straight-line geodesic metres.
-    pub distance_m: f64,
-    /// The nearest station of the kind by walking, with the metres walked.
-    pub walking: Option<(&'a StationInfo, f64)>,
+    /// Straight-line geodesic distance (estimated with a bound; see
+    /// [`GeodesicDistance`]).
+    pub distance: GeodesicDistance,
+    /// The nearest station of the kind by walking.
+    pub walking: Option<Walk<'a>>,
+}
+
+/// The nearest station of a kind by walking, and how far it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Walk<'a> {
+    pub station: &'a StationInfo,
+    /// From the point to the road node the walk starts from.
+    pub to_network: GeodesicDistance,
+    /// Metres over the network from that node to the station.
+    pub network_m: f64,
+}
+
+impl Walk<'_> {
+    /// `f` of the metres walked (`to_network + network_m`, as exact
+    /// distances give them) for a non-decreasing `f` such as a rounding step.
+    pub fn settle<R: PartialEq>(&self, f: impl Fn(f64) -> R) -> R {
+        self.to_network.settle(|metres| f(metres + self.network_m))
+    }
+
+    /// Whether this walk is shorter than `other`, by exact distances.
+    fn is_shorter_than(&self, other: &Self) -> bool {
+        if self.to_network.high_m() + self.network_m < other.to_network.low_m() + other.network_m {
+            return true;
+        }
+        if self.to_network.low_m() + self.network_m >= other.to_network.high_m() + other.network_m {
+            return false;
+        }
+        self.to_network.exact_m() + self.network_m < other.to_network.exact_m() + other.network_m
+    }
 }
 
 /// The public attributes of a station.
@@ -176,6 +206,23 @@ pub struct StationInfo {
     pub code: Arc<str>,
     pub name: Arc<str>,
     pub kind: StationKind,
+    /// `{"code":…,"name":…` as the lookup answer writes it (for the station
+    /// and for a walk to it), escaped once per snapshot.
+    pub(crate) json_open: Arc<str>,
+}
+
+impl StationInfo {
+    #[must_use]
+    pub fn new(code: Arc<str>, name: Arc<str>, kind: StationKind) -> Self {
+        let json = |text: &str| serde_json::to_string(text).unwrap_or_default();
+        let json_open = format!("{{\"code\":{},\"name\":{}", json(&code), json(&name)).into();
+        Self {
+            code,
+            name,
+            kind,
+            json_open,
+        }
+    }
 }
 
 /// One point index per station kind, in the order of [`StationKind::ALL`],
@@ -214,23 +261,27 @@ impl WalkingIndex {
     /// `StationIndex::by_kind`'s order) from a point attached at `snaps`,
     /// with the walking distance; None off the road network or where no
     /// station of the kind is reachable.
-    fn nearest(
-        &self,
-        position: usize,
-        snaps: &[gridmap_index::NodeDistance],
-    ) -> Option<(&StationInfo, f64)> {
+    fn nearest(&self, position: usize, snaps: &[gridmap_index::NodeDistance]) -> Option<Walk<'_>> {
         let (stations, distances, origins) = self.by_kind.get(position)?;
+        // The shortest walk; of equally short ones, the first.
         snaps
             .iter()
-            .filter(|snap| snap.distance_m <= WALKING_SNAP_LIMIT_M)
             .filter_map(|snap| {
-                let network = *distances.get(snap.node)?;
+                let network_m = *distances.get(snap.node)?;
                 let station = stations.get(usize::try_from(*origins.get(snap.node)?).ok()?)?;
-                network
-                    .is_finite()
-                    .then_some((station, snap.distance_m + network))
+                network_m.is_finite().then_some(Walk {
+                    station,
+                    to_network: snap.distance,
+                    network_m,
+                })
             })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .reduce(|best, walk| {
+                if walk.is_shorter_than(&best) {
+                    walk
+                } else {
+                    best
+                }
+            })
     }
 
     fn build(
@@ -354,7 +405,7 @@ impl StationIndex {
                 };
                 Some(NearbyStation {
                     station: &nearest.point.payload,
-                    distance_m: nearest.distance_m,
+                    distance: nearest.distance,
                     walking,
                 })
             })
@@ -730,11 +781,11 @@ async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreEr
                 .iter()
                 .copied()
                 .find(|kind| record.kind == kind.as_str())?;
-            let info = StationInfo {
-                code: record.code.as_str().into(),
-                name: record.name.as_str().into(),
+            let info = StationInfo::new(
+                record.code.as_str().into(),
+                record.name.as_str().into(),
                 kind,
-            };
+            );
             Some((info, record.lon, record.lat))
         })
         .collect();
@@ -812,7 +863,7 @@ mod tests {
             let got: Vec<(usize, f64)> = snap
                 .ties_within(coord, TIE_SLACK_M, WALKING_SNAP_LIMIT_M)
                 .into_iter()
-                .map(|snap| (snap.node, snap.distance_m))
+                .map(|snap| (snap.node, snap.distance.exact_m()))
                 .collect();
             assert_eq!(got, expected, "({lon}, {lat})");
         }

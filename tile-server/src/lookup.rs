@@ -301,19 +301,19 @@ impl<'a> LookupHit<'a> {
             if position > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"code\":");
-            push_json(out, &*nearby.station.code);
-            out.extend_from_slice(b",\"name\":");
-            push_json(out, &*nearby.station.name);
+            out.extend_from_slice(nearby.station.json_open.as_bytes());
             out.extend_from_slice(b",\"kind\":");
             push_json(out, nearby.station.kind.as_str());
             out.extend_from_slice(b",\"distance_m\":");
-            push_json(out, &round_decimetres(nearby.distance_m));
+            push_json(out, &nearby.distance.settle(round_decimetres));
             out.extend_from_slice(b",\"walking\":");
             match nearby.walking {
                 None => out.extend_from_slice(b"null"),
-                Some((walked, metres)) => {
-                    push_unit_with_distance(out, &walked.code, &walked.name, metres);
+                Some(walk) => {
+                    out.extend_from_slice(walk.station.json_open.as_bytes());
+                    out.extend_from_slice(b",\"distance_m\":");
+                    push_json(out, &walk.settle(round_decimetres));
+                    out.push(b'}');
                 }
             }
             out.push(b'}');
@@ -379,11 +379,11 @@ impl<'a> LookupHit<'a> {
                     code: Arc::clone(&nearby.station.code),
                     name: Arc::clone(&nearby.station.name),
                     kind: nearby.station.kind.as_str(),
-                    distance_m: round_decimetres(nearby.distance_m),
-                    walking: nearby.walking.map(|(walked, metres)| WalkingDistance {
-                        code: Arc::clone(&walked.code),
-                        name: Arc::clone(&walked.name),
-                        distance_m: round_decimetres(metres),
+                    distance_m: nearby.distance.settle(round_decimetres),
+                    walking: nearby.walking.map(|walk| WalkingDistance {
+                        code: Arc::clone(&walk.station.code),
+                        name: Arc::clone(&walk.station.name),
+                        distance_m: walk.settle(round_decimetres),
                     }),
                 })
                 .collect(),
@@ -551,11 +551,7 @@ mod tests {
         lon: f64,
         lat: f64,
     ) -> (StationInfo, f64, f64) {
-        let info = StationInfo {
-            code: code.into(),
-            name: name.into(),
-            kind,
-        };
+        let info = StationInfo::new(code.into(), name.into(), kind);
         (info, lon, lat)
     }
 

@@ -139,17 +139,15 @@ impl WalkGraph {
     /// The nodes nearest to `point` within `slack_m` of the nearest: a point
     /// midway between two nodes attaches to both, so a shortest walk from it
     /// does not depend on which of equal nodes an index returns first. Looks
-    /// among the 8 nearest by the index.
+    /// among the 8 nearest by the index (`gridmap_index::nearest_nodes`,
+    /// which the lookup's `NodeSnap` shares), in their order.
     #[must_use]
     pub fn snap_ties(&self, point: Coord, slack_m: f64) -> Vec<Snap> {
         let mut ties: Vec<Snap> = Vec::new();
         let mut best = f64::INFINITY;
-        for candidate in self
-            .node_index
-            .nearest_neighbor_iter(&[point.x * self.lon_scale, point.y])
-            .take(8)
-        {
-            let node = candidate.data;
+        let nearest =
+            gridmap_index::nearest_nodes(&self.node_index, [point.x * self.lon_scale, point.y]);
+        for node in nearest.nodes() {
             let distance_m = Geodesic.distance(Point(point), Point(self.nodes[node]));
             if distance_m < best {
                 best = distance_m;

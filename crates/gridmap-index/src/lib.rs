@@ -21,14 +21,17 @@
 //! ```
 
 mod cell_index;
+pub mod geodesic;
 pub mod local_metres;
+mod nearest_first;
 pub mod node_snap;
 pub mod point_index;
 pub mod polygon_index;
 pub mod prepared;
 
+pub use geodesic::GeodesicDistance;
 pub use local_metres::LocalMetres;
-pub use node_snap::{NodeDistance, NodeSnap};
+pub use node_snap::{nearest_nodes, NearestNodes, NodeDistance, NodeSnap};
 pub use point_index::{IndexedPoint, NearestPoint, PointIndex};
 pub use polygon_index::{Located, PolygonIndex};
 pub use prepared::{Position, PreparedPolygon};

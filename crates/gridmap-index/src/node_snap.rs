@@ -8,20 +8,23 @@
 //! same order. What it adds is a bound: a candidate whose distance on the
 //! sphere already puts it beyond the best so far (plus the slack) or beyond
 //! the caller's limit can neither be the nearest nor tie with it, so it is
-//! left out without measuring it geodesically (Karney's method, the costly
-//! part of a lookup).
+//! left out without measuring it geodesically; the others are estimated
+//! with an error bound and measured exactly (Karney's method, the costly
+//! part of a lookup) only when a bound leaves the outcome open.
 
-use geo::{Coord, Distance, Geodesic, Point};
+use crate::nearest_first::nearest_first;
+use crate::GeodesicDistance;
+use geo::Coord;
 use rstar::primitives::GeomWithData;
-use rstar::RTree;
+use rstar::{ParentNode, PointDistance as _, RTree, RTreeNode};
 
 /// Mean radius of the Earth, in metres.
 const MEAN_RADIUS_M: f64 = 6_371_008.8;
 /// Geodesic distances exceed spherical ones (on the mean sphere) times
 /// `1 - SPHERE_MARGIN`: the two differ by less than 0.7 %.
 const SPHERE_MARGIN: f64 = 0.01;
-/// Candidates examined, as `WalkGraph::snap_ties` does.
-const CANDIDATES: usize = 8;
+/// Candidates examined, here and in `WalkGraph::snap_ties`.
+pub const CANDIDATES: usize = 8;
 
 /// Road-network nodes indexed for snapping.
 #[derive(Debug, Clone)]
@@ -33,11 +36,12 @@ pub struct NodeSnap {
     lon_scale: f64,
 }
 
-/// A node near the point, with its geodesic distance in metres.
+/// A node near the point, with its geodesic distance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NodeDistance {
     pub node: usize,
-    pub distance_m: f64,
+    /// Estimated with an error bound, or exact.
+    pub distance: GeodesicDistance,
 }
 
 impl NodeSnap {
@@ -74,33 +78,151 @@ impl NodeSnap {
     /// order, less those farther than `limit_m`: the candidates are the same,
     /// and one left out unmeasured is either beyond `limit_m` or beyond the
     /// nearest plus `slack_m`, where it would have been dropped.
+    ///
+    /// The distances are estimates with error bounds ([`GeodesicDistance`]);
+    /// when a bound leaves a node's membership open, every candidate is
+    /// measured exactly, so the nodes are those exact distances give.
     #[must_use]
     pub fn ties_within(&self, point: Coord<f64>, slack_m: f64, limit_m: f64) -> Vec<NodeDistance> {
+        let query = unit_vector(point.x, point.y);
+        let mut candidates = [(usize::MAX, None::<GeodesicDistance>); CANDIDATES];
+        // The least upper bound on the nearest distance so far.
+        let mut best_high = f64::INFINITY;
+        let mut bound_2 = chord_2_beyond(limit_m + slack_m);
+        let nearest = nearest_nodes(&self.tree, [point.x * self.lon_scale, point.y]);
+        for (slot, node) in candidates.iter_mut().zip(nearest.nodes()) {
+            *slot = (node, None);
+            if squared_distance(&self.vectors[node], &query) > bound_2 {
+                continue;
+            }
+            let distance = GeodesicDistance::between(point, self.nodes[node]);
+            if distance.high_m() < best_high {
+                best_high = distance.high_m();
+                bound_2 = chord_2_beyond((best_high + slack_m).min(limit_m + slack_m));
+            }
+            slot.1 = Some(distance);
+        }
+        let measured = || candidates.iter().filter_map(|&(node, d)| Some((node, d?)));
+        let best_low = measured()
+            .map(|(_, distance)| distance.low_m())
+            .fold(f64::INFINITY, f64::min);
+        let mut ties = Vec::new();
+        for (node, distance) in measured() {
+            let surely_in = distance.high_m() <= best_low + slack_m && distance.high_m() <= limit_m;
+            let surely_out = distance.low_m() > best_high + slack_m || distance.low_m() > limit_m;
+            if surely_in {
+                ties.push(NodeDistance { node, distance });
+            } else if !surely_out {
+                return self.ties_within_exactly(point, slack_m, limit_m);
+            }
+        }
+        ties
+    }
+
+    /// [`Self::ties_within`] with every candidate measured exactly.
+    fn ties_within_exactly(
+        &self,
+        point: Coord<f64>,
+        slack_m: f64,
+        limit_m: f64,
+    ) -> Vec<NodeDistance> {
         let query = unit_vector(point.x, point.y);
         let mut ties: Vec<NodeDistance> = Vec::new();
         let mut best = f64::INFINITY;
         let mut bound_2 = chord_2_beyond(limit_m + slack_m);
-        for candidate in self
-            .tree
-            .nearest_neighbor_iter(&[point.x * self.lon_scale, point.y])
-            .take(CANDIDATES)
-        {
-            let node = candidate.data;
+        let nearest = nearest_nodes(&self.tree, [point.x * self.lon_scale, point.y]);
+        for node in nearest.nodes() {
             if squared_distance(&self.vectors[node], &query) > bound_2 {
                 continue;
             }
-            let distance_m = Geodesic.distance(Point(point), Point(self.nodes[node]));
-            if distance_m < best {
-                best = distance_m;
-                ties.retain(|snap| snap.distance_m <= best + slack_m);
+            let distance = GeodesicDistance::exact_between(point, self.nodes[node]);
+            let metres = distance.estimate_m();
+            if metres < best {
+                best = metres;
+                ties.retain(|snap| snap.distance.estimate_m() <= best + slack_m);
                 bound_2 = chord_2_beyond((best + slack_m).min(limit_m + slack_m));
             }
-            if distance_m <= best + slack_m {
-                ties.push(NodeDistance { node, distance_m });
+            if metres <= best + slack_m {
+                ties.push(NodeDistance { node, distance });
             }
         }
-        ties.retain(|snap| snap.distance_m <= limit_m);
+        ties.retain(|snap| snap.distance.estimate_m() <= limit_m);
         ties
+    }
+}
+
+/// The [`CANDIDATES`] nodes nearest to `query` in the tree's own plane
+/// (longitude-scaled degrees), nearest first, equally near ones by node
+/// number: the candidates both `NodeSnap` and `WalkGraph::snap_ties` look
+/// among. A depth-first branch and bound with a fixed-size list: unlike
+/// rstar's nearest-neighbour iterator it keeps no heap, and its order among
+/// equally near nodes does not depend on the tree's layout.
+#[must_use]
+pub fn nearest_nodes(tree: &RTree<GeomWithData<[f64; 2], usize>>, query: [f64; 2]) -> NearestNodes {
+    let mut nearest = NearestNodes {
+        found: [(f64::INFINITY, usize::MAX); CANDIDATES],
+        len: 0,
+    };
+    nearest.descend(tree.root(), &query);
+    nearest
+}
+
+/// The answer of [`nearest_nodes`].
+#[derive(Debug, Clone)]
+pub struct NearestNodes {
+    /// (squared distance, node), sorted; the first `len` are filled.
+    found: [(f64, usize); CANDIDATES],
+    len: usize,
+}
+
+impl NearestNodes {
+    /// The node numbers, nearest first.
+    pub fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.found[..self.len].iter().map(|&(_, node)| node)
+    }
+
+    /// The squared distance a box or node must not exceed to enter the list.
+    fn bound_2(&self) -> f64 {
+        if self.len < CANDIDATES {
+            f64::INFINITY
+        } else {
+            self.found[CANDIDATES - 1].0
+        }
+    }
+
+    fn offer(&mut self, distance_2: f64, node: usize) {
+        let entry = (distance_2, node);
+        let before = |a: &(f64, usize), b: &(f64, usize)| a.0 < b.0 || (a.0 == b.0 && a.1 < b.1);
+        if self.len == CANDIDATES && !before(&entry, &self.found[CANDIDATES - 1]) {
+            return;
+        }
+        let mut position = self.len.min(CANDIDATES - 1);
+        while position > 0 && before(&entry, &self.found[position - 1]) {
+            self.found[position] = self.found[position - 1];
+            position -= 1;
+        }
+        self.found[position] = entry;
+        self.len = (self.len + 1).min(CANDIDATES);
+    }
+
+    fn descend(&mut self, node: &ParentNode<GeomWithData<[f64; 2], usize>>, query: &[f64; 2]) {
+        let children = node.children();
+        let distance_2 = |child: &RTreeNode<GeomWithData<[f64; 2], usize>>| match child {
+            RTreeNode::Leaf(entry) => entry.geom().distance_2(query),
+            RTreeNode::Parent(parent) => parent.envelope().distance_2(query),
+        };
+        for position in nearest_first(children, distance_2) {
+            let child = &children[position];
+            let distance_2 = distance_2(child);
+            // Equally near may still enter by node number.
+            if distance_2 > self.bound_2() {
+                continue;
+            }
+            match child {
+                RTreeNode::Leaf(entry) => self.offer(distance_2, entry.data),
+                RTreeNode::Parent(parent) => self.descend(parent, query),
+            }
+        }
     }
 }
 
@@ -121,4 +243,50 @@ fn unit_vector(lon: f64, lat: f64) -> [f64; 3] {
     let (sin_lat, cos_lat) = lat.to_radians().sin_cos();
     let (sin_lon, cos_lon) = lon.to_radians().sin_cos();
     [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn nearest_nodes_are_the_nearest_by_distance_then_number() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // A lattice (many equal distances) and scattered points.
+        let mut points: Vec<[f64; 2]> = (0..900)
+            .map(|i| [f64::from(i % 30) * 0.001, f64::from(i / 30) * 0.001])
+            .collect();
+        points.extend((0..600).map(|_| [rng.gen_range(0.0..0.03), rng.gen_range(0.0..0.03)]));
+        let tree = RTree::bulk_load(
+            points
+                .iter()
+                .enumerate()
+                .map(|(node, point)| GeomWithData::new(*point, node))
+                .collect(),
+        );
+        let mut queries: Vec<[f64; 2]> = (0..2_000)
+            .map(|_| [rng.gen_range(-0.005..0.035), rng.gen_range(-0.005..0.035)])
+            .collect();
+        // On lattice nodes and midway between them.
+        queries.extend((0..60).map(|i| [f64::from(i % 29) * 0.001 + 0.0005, 0.0105]));
+        queries.extend((0..60).map(|i| [f64::from(i % 29) * 0.001, 0.012]));
+        for query in queries {
+            let mut expected: Vec<(f64, usize)> = points
+                .iter()
+                .enumerate()
+                .map(|(node, point)| (point.distance_2(&query), node))
+                .collect();
+            expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let expected: Vec<usize> = expected
+                .iter()
+                .take(CANDIDATES)
+                .map(|&(_, node)| node)
+                .collect();
+            let got: Vec<usize> = nearest_nodes(&tree, query).nodes().collect();
+            assert_eq!(got, expected, "{query:?}");
+        }
+        let empty = RTree::new();
+        assert_eq!(nearest_nodes(&empty, [0.0, 0.0]).nodes().count(), 0);
+    }
 }

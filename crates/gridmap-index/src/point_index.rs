@@ -4,10 +4,14 @@
 //! chord between two unit vectors grows with the great-circle distance, so the
 //! tree's nearest-neighbour search in 3-D is exact on the sphere at every
 //! latitude, with no longitude scaling to tune. The few candidates within the
-//! sphere-versus-ellipsoid margin of the best are then measured geodesically
-//! (Karney's method on WGS84, as PostGIS measures `geography`).
+//! sphere-versus-ellipsoid margin of the best are then measured on the
+//! ellipsoid: estimated with an error bound, and measured exactly (Karney's
+//! method on WGS84, as PostGIS measures `geography`) only where the bounds
+//! of two candidates overlap.
 
-use geo::{Distance, Geodesic, Point};
+use crate::nearest_first::nearest_first;
+use crate::GeodesicDistance;
+use geo::Coord;
 use rstar::primitives::GeomWithData;
 use rstar::{ParentNode, PointDistance as _, RTree, RTreeNode};
 
@@ -33,8 +37,17 @@ pub struct IndexedPoint<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct NearestPoint<'a, T> {
     pub point: &'a IndexedPoint<T>,
-    /// Geodesic distance on the WGS84 ellipsoid, in metres.
-    pub distance_m: f64,
+    /// Geodesic distance on the WGS84 ellipsoid, estimated with a bound
+    /// (see [`GeodesicDistance`]).
+    pub distance: GeodesicDistance,
+}
+
+impl<T> NearestPoint<'_, T> {
+    /// The exact geodesic distance, in metres.
+    #[must_use]
+    pub fn distance_m(&self) -> f64 {
+        self.distance.exact_m()
+    }
 }
 
 /// A read-only index of points; build a new one to change the contents.
@@ -82,120 +95,111 @@ impl<T> PointIndex<T> {
     }
 
     /// The point nearest to `(lon, lat)` by geodesic distance, or `None` for
-    /// an empty index.
+    /// an empty index. Ties go to the point given first.
     ///
-    /// The nearest point on the sphere is found first; then every point whose
-    /// spherical distance could still beat that point's geodesic distance is
-    /// measured on the ellipsoid (usually none besides the first). Ties go to
-    /// the point given first.
+    /// One depth-first branch and bound over the tree of unit vectors: a box
+    /// or point whose chord to the query puts it, on the sphere, beyond the
+    /// sphere-versus-ellipsoid margin of the best distance so far cannot win
+    /// and is skipped; every other point is measured on the ellipsoid. The
+    /// answer is the one exact geodesic distances give: the estimates
+    /// ([`GeodesicDistance`]) decide only where their error bounds cannot
+    /// change the outcome, and two candidates whose bounds overlap are
+    /// measured exactly.
     #[must_use]
     pub fn nearest(&self, lon: f64, lat: f64) -> Option<NearestPoint<'_, T>> {
-        let query_vector = unit_vector(lon, lat);
-        let mut nearest_on_sphere = (usize::MAX, f64::INFINITY);
-        let scan = self.vectors.len() <= SCAN_UP_TO;
-        if scan {
-            for (idx, vector) in self.vectors.iter().enumerate() {
-                // Strictly smaller: on equal chords the earlier point stays.
-                let chord_2 = vector.distance_2(&query_vector);
-                if chord_2 < nearest_on_sphere.1 {
-                    nearest_on_sphere = (idx, chord_2);
-                }
-            }
-        } else {
-            nearest_by_chord(self.tree.root(), &query_vector, &mut nearest_on_sphere);
-        }
-        let (first, _) = nearest_on_sphere;
-        let item = self.items.get(first)?;
-        let query = Point::new(lon, lat);
-        let mut best = (
-            first,
-            Geodesic.distance(query, Point::new(item.lon, item.lat)),
-        );
-        // A point at spherical distance s is at least s * (1 - SPHERE_MARGIN)
-        // away on the ellipsoid; only those within reach can still win.
-        let reach_m = best.1 / (1.0 - SPHERE_MARGIN);
-        let half_angle = (reach_m / (2.0 * MEAN_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
-        let chord_2_bound = (2.0 * half_angle.sin()).powi(2);
-        let mut measure = |idx: usize| {
-            if idx == first {
-                return;
-            }
-            let item = &self.items[idx];
-            let metres = Geodesic.distance(query, Point::new(item.lon, item.lat));
-            if metres < best.1 || (metres == best.1 && idx < best.0) {
-                best = (idx, metres);
-            }
+        let mut search = Search {
+            items: &self.items,
+            query: Coord { x: lon, y: lat },
+            query_vector: unit_vector(lon, lat),
+            best: None,
+            bound_2: f64::INFINITY,
         };
-        if scan {
+        if self.vectors.len() <= SCAN_UP_TO {
             for (idx, vector) in self.vectors.iter().enumerate() {
-                if vector.distance_2(&query_vector) <= chord_2_bound {
-                    measure(idx);
-                }
+                search.offer(idx, vector);
             }
         } else {
-            within_chord(self.tree.root(), &query_vector, chord_2_bound, &mut measure);
+            search.descend(self.tree.root());
         }
+        let (idx, distance) = search.best?;
         Some(NearestPoint {
-            point: &self.items[best.0],
-            distance_m: best.1,
+            point: &self.items[idx],
+            distance,
         })
     }
 }
 
-/// Depth-first branch and bound for the smallest chord (ties: smallest index),
-/// without the heap allocation of rstar's nearest-neighbour iterator. The
-/// nearest child box is searched first, so the bound tightens early and the
-/// other boxes are mostly pruned.
-fn nearest_by_chord(node: &ParentNode<Entry>, query: &[f64; 3], best: &mut (usize, f64)) {
-    let children = node.children();
-    let distance_2 = |child: &RTreeNode<Entry>| match child {
-        RTreeNode::Leaf(entry) => entry.geom().distance_2(query),
-        RTreeNode::Parent(parent) => parent.envelope().distance_2(query),
-    };
-    let first = children
-        .iter()
-        .enumerate()
-        .map(|(position, child)| (position, distance_2(child)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(position, _)| position);
-    let ordered = first
-        .into_iter()
-        .chain((0..children.len()).filter(|&position| Some(position) != first));
-    for position in ordered {
-        match &children[position] {
-            RTreeNode::Leaf(entry) => {
-                let chord_2 = entry.geom().distance_2(query);
-                if chord_2 < best.1 || (chord_2 == best.1 && entry.data < best.0) {
-                    *best = (entry.data, chord_2);
-                }
-            }
-            RTreeNode::Parent(parent) => {
-                if parent.envelope().distance_2(query) <= best.1 {
-                    nearest_by_chord(parent, query, best);
-                }
-            }
-        }
-    }
+/// The state of one [`PointIndex::nearest`] search.
+struct Search<'a, T> {
+    items: &'a [IndexedPoint<T>],
+    query: Coord<f64>,
+    query_vector: [f64; 3],
+    best: Option<(usize, GeodesicDistance)>,
+    /// Squared chord beyond which a point is certainly farther on the
+    /// ellipsoid than the best so far.
+    bound_2: f64,
 }
 
-/// Calls `visit` with every point whose squared chord to `query` is at most
-/// `bound_2`.
-fn within_chord(
-    node: &ParentNode<Entry>,
-    query: &[f64; 3],
-    bound_2: f64,
-    visit: &mut impl FnMut(usize),
-) {
-    for child in node.children() {
-        match child {
-            RTreeNode::Leaf(entry) => {
-                if entry.geom().distance_2(query) <= bound_2 {
-                    visit(entry.data);
-                }
-            }
-            RTreeNode::Parent(parent) => {
-                if parent.envelope().distance_2(query) <= bound_2 {
-                    within_chord(parent, query, bound_2, visit);
+impl<T> Search<'_, T> {
+    /// Measures the point `idx` unless its chord already rules it out.
+    fn offer(&mut self, idx: usize, vector: &[f64; 3]) {
+        if vector.distance_2(&self.query_vector) > self.bound_2 {
+            return;
+        }
+        let item = &self.items[idx];
+        let distance = GeodesicDistance::between(
+            self.query,
+            Coord {
+                x: item.lon,
+                y: item.lat,
+            },
+        );
+        let Some((best_idx, best)) = self.best else {
+            self.take(idx, distance);
+            return;
+        };
+        if distance.low_m() > best.high_m() {
+            return;
+        }
+        if distance.high_m() < best.low_m() {
+            self.take(idx, distance);
+            return;
+        }
+        // The intervals overlap: only the exact distances can decide.
+        let (distance, best) = (distance.to_exact(), best.to_exact());
+        self.best = Some((best_idx, best));
+        let (metres, best_metres) = (distance.estimate_m(), best.estimate_m());
+        if metres < best_metres || (metres == best_metres && idx < best_idx) {
+            self.take(idx, distance);
+        }
+    }
+
+    fn take(&mut self, idx: usize, distance: GeodesicDistance) {
+        self.best = Some((idx, distance));
+        // A point at spherical distance s is at least s * (1 - SPHERE_MARGIN)
+        // away on the ellipsoid; beyond this chord none can still win.
+        let reach_m = distance.high_m() / (1.0 - SPHERE_MARGIN);
+        let half_angle = (reach_m / (2.0 * MEAN_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
+        self.bound_2 = (2.0 * half_angle.sin()).powi(2);
+    }
+
+    /// Visits the nearest child first, so the bound tightens early and the
+    /// rest are mostly pruned; no allocation (rstar's nearest-neighbour
+    /// iterator keeps a heap).
+    fn descend(&mut self, node: &ParentNode<Entry>) {
+        let children = node.children();
+        let query = self.query_vector;
+        let order = nearest_first(children, |child| match child {
+            RTreeNode::Leaf(entry) => entry.geom().distance_2(&query),
+            RTreeNode::Parent(parent) => parent.envelope().distance_2(&query),
+        });
+        for position in order {
+            match &children[position] {
+                RTreeNode::Leaf(entry) => self.offer(entry.data, entry.geom()),
+                RTreeNode::Parent(parent) => {
+                    if parent.envelope().distance_2(&query) <= self.bound_2 {
+                        self.descend(parent);
+                    }
                 }
             }
         }
@@ -212,6 +216,7 @@ fn unit_vector(lon: f64, lat: f64) -> [f64; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use geo::{Distance, Geodesic, Point};
 
     fn index(points: &[(f64, f64)]) -> PointIndex<usize> {
         PointIndex::new(
@@ -231,7 +236,7 @@ mod tests {
         let nearest = points.nearest(10.0, 60.0).unwrap();
         assert_eq!(nearest.point.payload, 1);
         let expected = Geodesic.distance(Point::new(10.0, 60.0), Point::new(10.15, 60.0));
-        assert!((nearest.distance_m - expected).abs() < 1e-6);
+        assert!((nearest.distance_m() - expected).abs() < 1e-6);
     }
 
     #[test]
@@ -258,10 +263,57 @@ mod tests {
             let by_scan = scanned.nearest(lon, lat).unwrap();
             let last = points[SCAN_UP_TO];
             let last_m = Geodesic.distance(Point::new(lon, lat), Point::new(last.0, last.1));
-            if last_m > by_scan.distance_m {
+            if last_m > by_scan.distance_m() {
                 assert_eq!(by_tree.point.payload, by_scan.point.payload);
-                assert_eq!(by_tree.distance_m, by_scan.distance_m);
+                assert_eq!(by_tree.distance_m(), by_scan.distance_m());
             }
+        }
+    }
+
+    /// The nearest point by exact geodesic distances, ties to the first.
+    fn brute_force(points: &[(f64, f64)], lon: f64, lat: f64) -> (usize, f64) {
+        points
+            .iter()
+            .enumerate()
+            .map(|(idx, &(x, y))| {
+                (
+                    idx,
+                    Geodesic.distance(Point::new(lon, lat), Point::new(x, y)),
+                )
+            })
+            .fold((usize::MAX, f64::INFINITY), |best, (idx, metres)| {
+                if metres < best.1 {
+                    (idx, metres)
+                } else {
+                    best
+                }
+            })
+    }
+
+    #[test]
+    fn estimated_distances_pick_what_exact_ones_pick() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        // Pairs a few micrometres apart, and exact duplicates, make the
+        // estimates' intervals overlap; the answer must still be exact.
+        let mut points: Vec<(f64, f64)> = Vec::new();
+        for _ in 0..400 {
+            let (lon, lat) = (rng.gen_range(120.3..120.6), rng.gen_range(37.5..37.8));
+            points.push((lon, lat));
+            match rng.gen_range(0..3) {
+                0 => points.push((lon + 1e-10, lat - 1e-10)),
+                1 => points.push((lon, lat)),
+                _ => {}
+            }
+        }
+        let index = index(&points);
+        for _ in 0..3_000 {
+            let (lon, lat) = (rng.gen_range(120.25..120.65), rng.gen_range(37.45..37.85));
+            let nearest = index.nearest(lon, lat).unwrap();
+            let (expected, metres) = brute_force(&points, lon, lat);
+            assert_eq!(nearest.point.payload, expected, "({lon}, {lat})");
+            assert_eq!(nearest.distance_m(), metres);
+            assert!(nearest.distance.low_m() <= metres && metres <= nearest.distance.high_m());
         }
     }
 }
