@@ -1387,3 +1387,133 @@ async fn a_worker_patch_of_a_grid_with_a_roster_is_refused(pool: PgPool) {
         (Some("孙八"), Some("13800000008"))
     );
 }
+
+/// Merging grids merges their rosters onto the grid that stays; deleting a
+/// grid with a roster is refused; a name listed with two phones blocks the
+/// merge and changes nothing.
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn a_merge_moves_the_rosters_and_a_delete_keeps_them(pool: PgPool) {
+    let fx = fixture(pool).await;
+    sqlx::query(
+        "INSERT INTO grid_workers (grid_code, name, phone, role) VALUES
+            ($1, '钱七', '13800000007', 'part_time'),
+            ($2, '赵敏', '13800000005', 'full_time'), ($2, '钱七', '13800000007', 'grid_leader')",
+    )
+    .bind(A)
+    .bind(B)
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    let roster = |code: &'static str| {
+        let pool = fx.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>, String)>(
+                "SELECT name, phone, role FROM grid_workers WHERE grid_code = $1 ORDER BY name",
+            )
+            .bind(code)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+
+    // A grid with a roster is not deleted (its people would be lost).
+    let refused = call(
+        &fx.app,
+        Method::DELETE,
+        &format!("/api/v1/grids/{B}"),
+        Some(&fx.admin),
+        Some(&etag_of(&fx, B).await),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("2 people on its roster"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(roster(B).await.len(), 2);
+
+    // A second 赵敏 with another phone on A: the merge is refused whole.
+    sqlx::query(
+        "INSERT INTO grid_workers (grid_code, name, phone) VALUES ($1, '赵敏', '13900000009')",
+    )
+    .bind(A)
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    let (rosters_before, grids_before): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM grid_workers), (SELECT count(*) FROM grids)")
+            .fetch_one(&fx.pool)
+            .await
+            .unwrap();
+    let merge = || async {
+        let tags = format!("{}, {}", etag_of(&fx, A).await, etag_of(&fx, B).await);
+        call(
+            &fx.app,
+            Method::POST,
+            "/api/v1/grids/merge",
+            Some(&fx.planner),
+            Some(&tags),
+            Some(json!({"codes": [A, B]})),
+        )
+        .await
+    };
+    let clash = merge().await;
+    assert_eq!(clash.status, StatusCode::CONFLICT, "{}", clash.body);
+    assert!(
+        clash.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 names with different phones"),
+        "{}",
+        clash.body
+    );
+    let (rosters_after, grids_after): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM grid_workers), (SELECT count(*) FROM grids)")
+            .fetch_one(&fx.pool)
+            .await
+            .unwrap();
+    assert_eq!((rosters_after, grids_after), (rosters_before, grids_before));
+
+    // Without the clash: B's people join A's roster; 钱七, on both with
+    // the same phone, stays once with A's row; A's worker is now the
+    // full-time 赵敏 from B.
+    sqlx::query("DELETE FROM grid_workers WHERE phone = '13900000009'")
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    let merged = merge().await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
+    assert_eq!(merged.body["deleted"], json!([B]));
+    assert_eq!(
+        roster(A).await,
+        [
+            (
+                "赵敏".to_owned(),
+                Some("13800000005".to_owned()),
+                "full_time".to_owned()
+            ),
+            (
+                "钱七".to_owned(),
+                Some("13800000007".to_owned()),
+                "part_time".to_owned()
+            ),
+        ]
+    );
+    assert!(roster(B).await.is_empty());
+    let worker: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT worker_name, worker_phone FROM grids WHERE code = $1")
+            .bind(A)
+            .fetch_one(&fx.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        worker,
+        (Some("赵敏".to_owned()), Some("13800000005".to_owned()))
+    );
+}

@@ -163,6 +163,50 @@ pub async fn update(
     ))
 }
 
+/// Moves the rosters (`grid_workers`) of the grids a merge deletes onto the
+/// grid that stays, `codes[0]`: the people who served the parts serve the
+/// whole. A person listed on two of the merged grids with the same phone is
+/// listed once, with the row of the smallest code (the staying grid's when
+/// it has one). The roster holds one person per name and grid, so the same
+/// name with different phones on two of them is refused rather than
+/// guessed at. The staying grid's worker columns follow by trigger.
+///
+/// # Errors
+/// [`EditError::Conflict`] for such a name clash.
+async fn merge_rosters(tx: &mut PgConnection, codes: &[String]) -> Result<(), EditError> {
+    let clashes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT name FROM grid_workers WHERE grid_code = ANY($1)
+                                GROUP BY name HAVING count(DISTINCT coalesce(phone, '')) > 1) c",
+    )
+    .bind(codes)
+    .fetch_one(&mut *tx)
+    .await?;
+    if clashes > 0 {
+        return Err(EditError::Conflict(format!(
+            "the rosters of grids {} list {clashes} names with different phones on different \
+             grids; a grid's roster holds one person per name: change the rosters \
+             (gridmap-import --as grid_workers) before merging",
+            codes.join(", ")
+        )));
+    }
+    sqlx::query(
+        "DELETE FROM grid_workers w
+          WHERE w.grid_code = ANY($1)
+            AND EXISTS (SELECT 1 FROM grid_workers v
+                         WHERE v.name = w.name AND v.grid_code = ANY($1)
+                           AND v.grid_code < w.grid_code)",
+    )
+    .bind(codes)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE grid_workers SET grid_code = $1 WHERE grid_code = ANY($2)")
+        .bind(&codes[0])
+        .bind(&codes[1..])
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Refuses `changes` to the worker of grid `code` when the grid has a roster
 /// (`grid_workers`, migration 0008): the roster's primary worker is the
 /// grid's worker, which a trigger keeps whatever is written, so another
@@ -220,17 +264,18 @@ pub async fn delete(
 ) -> Result<Written, EditError> {
     let mut tx = pool.begin().await?;
     let community = lock_grids(&mut tx, &[code], expected).await?;
-    let (units, buildings, stations): (i64, i64, i64) = sqlx::query_as(
+    let (units, buildings, stations, workers): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM grid_units WHERE grid_code = $1),
                 (SELECT count(*) FROM buildings WHERE grid_code = $1),
-                (SELECT count(*) FROM stations WHERE grid_code = $1)",
+                (SELECT count(*) FROM stations WHERE grid_code = $1),
+                (SELECT count(*) FROM grid_workers WHERE grid_code = $1)",
     )
     .bind(code)
     .fetch_one(&mut *tx)
     .await?;
-    if units + buildings + stations > 0 {
+    if units + buildings + stations + workers > 0 {
         return Err(EditError::Conflict(format!(
-            "grid {code} still has {units} grid units, {buildings} buildings and {stations} stations: merge it into a neighbour instead"
+            "grid {code} still has {units} grid units, {buildings} buildings, {stations} stations and {workers} people on its roster: merge it into a neighbour instead"
         )));
     }
     cover::settle(
@@ -544,6 +589,7 @@ pub async fn merge(
     .bind(&codes[1..])
     .execute(&mut *tx)
     .await?;
+    merge_rosters(&mut tx, &codes).await?;
     let change = Change {
         change_id,
         actor: actor.name,
