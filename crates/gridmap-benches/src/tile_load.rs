@@ -5,7 +5,10 @@
 //!
 //! With `--rate R` the load is open-loop: request `i` is due at `i / R`
 //! seconds after the start, whether or not earlier answers have come back,
-//! and its latency counts from when it was due. A closed loop (wrk, or this
+//! and its latency counts from when it was due, or, when the connection was
+//! idle and waited for that moment, from when the timer woke it (tokio's
+//! timer ticks in milliseconds, which would add up to a millisecond of the
+//! load generator's own lateness to every answer). A closed loop (wrk, or this
 //! tool without a rate) saturates the server, where latency is only the
 //! queue length over the throughput (Little's law); a fixed offered rate
 //! measures the latency a caller sees at that load, including time spent
@@ -139,8 +142,18 @@ async fn drive(
             Some((start, rate)) => {
                 #[expect(clippy::cast_precision_loss, reason = "indices far below 2^52")]
                 let due = start + Duration::from_secs_f64(index as f64 / rate);
-                tokio::time::sleep_until(due.into()).await;
-                due
+                if Instant::now() < due {
+                    // tokio's timer wakes on millisecond ticks, up to a
+                    // millisecond after `due`: that lateness is the load
+                    // generator's, so the clock starts when it wakes.
+                    tokio::time::sleep_until(due.into()).await;
+                    Instant::now()
+                } else {
+                    // Behind schedule because this connection's previous
+                    // answer came late: the wait counts against the server
+                    // (no coordinated omission).
+                    due
+                }
             }
             None => Instant::now(),
         };
