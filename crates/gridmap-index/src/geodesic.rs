@@ -35,10 +35,13 @@ const ROUNDING_ERROR: f64 = 1e-12;
 /// Karney's method is accurate to 15 nanometres; a micrometre covers it.
 const ABSOLUTE_ERROR: f64 = 1e-6;
 /// Distances on the mean sphere and on the ellipsoid differ by less than
-/// 0.6 %: the relative error allowed to the spherical estimate.
-const SPHERE_ERROR: f64 = 0.01;
-/// Mean radius of the Earth (WGS84), in metres.
-const MEAN_RADIUS_M: f64 = 6_371_008.8;
+/// 0.7 % in either direction: the relative error allowed to the spherical
+/// estimate, and the margin by which a chord search on the sphere keeps
+/// candidates that may still be nearer on the ellipsoid.
+pub(crate) const SPHERE_MARGIN: f64 = 0.01;
+/// Mean radius of the Earth (WGS84), in metres: the sphere of the unit
+/// vectors the point and node indexes order by.
+pub(crate) const MEAN_RADIUS_M: f64 = 6_371_008.8;
 
 /// The distance between two points (lon/lat degrees), as an estimate with
 /// an error bound, or exact.
@@ -68,7 +71,7 @@ impl GeodesicDistance {
             Some((metres, error_m)) if metres <= ESTIMATE_UP_TO_M => (metres, error_m),
             _ => {
                 let metres = spherical_m(from, to);
-                (metres, SPHERE_ERROR * metres + ABSOLUTE_ERROR)
+                (metres, SPHERE_MARGIN * metres + ABSOLUTE_ERROR)
             }
         };
         Self {
@@ -150,6 +153,21 @@ impl GeodesicDistance {
             f(self.exact_m())
         }
     }
+}
+
+/// The point on the unit sphere at `(lon, lat)` degrees.
+pub(crate) fn unit_vector(lon: f64, lat: f64) -> [f64; 3] {
+    let (sin_lat, cos_lat) = lat.to_radians().sin_cos();
+    let (sin_lon, cos_lon) = lon.to_radians().sin_cos();
+    [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat]
+}
+
+/// The squared chord between unit vectors beyond which two points are
+/// certainly more than `metres` apart on the ellipsoid.
+pub(crate) fn chord_2_beyond(metres: f64) -> f64 {
+    let half_angle =
+        (metres / (1.0 - SPHERE_MARGIN) / (2.0 * MEAN_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
+    (2.0 * half_angle.sin()).powi(2)
 }
 
 /// The great-circle distance on the mean sphere (haversine).

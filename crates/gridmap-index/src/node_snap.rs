@@ -12,17 +12,13 @@
 //! with an error bound and measured exactly (Karney's method, the costly
 //! part of a lookup) only when a bound leaves the outcome open.
 
+use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
 use geo::Coord;
 use rstar::primitives::GeomWithData;
 use rstar::{ParentNode, PointDistance as _, RTree, RTreeNode};
 
-/// Mean radius of the Earth, in metres.
-const MEAN_RADIUS_M: f64 = 6_371_008.8;
-/// Geodesic distances exceed spherical ones (on the mean sphere) times
-/// `1 - SPHERE_MARGIN`: the two differ by less than 0.7 %.
-const SPHERE_MARGIN: f64 = 0.01;
 /// Candidates examined, here and in `WalkGraph::snap_ties`.
 pub const CANDIDATES: usize = 8;
 
@@ -85,13 +81,13 @@ impl NodeSnap {
     #[must_use]
     pub fn ties_within(&self, point: Coord<f64>, slack_m: f64, limit_m: f64) -> Vec<NodeDistance> {
         let query = unit_vector(point.x, point.y);
-        let mut candidates = [(usize::MAX, None::<GeodesicDistance>); CANDIDATES];
+        let nearest = nearest_nodes(&self.tree, [point.x * self.lon_scale, point.y]);
+        // The candidates measured (estimated), in the order of `nearest`.
+        let mut measured = [None::<(usize, GeodesicDistance)>; CANDIDATES];
         // The least upper bound on the nearest distance so far.
         let mut best_high = f64::INFINITY;
         let mut bound_2 = chord_2_beyond(limit_m + slack_m);
-        let nearest = nearest_nodes(&self.tree, [point.x * self.lon_scale, point.y]);
-        for (slot, node) in candidates.iter_mut().zip(nearest.nodes()) {
-            *slot = (node, None);
+        for (slot, node) in measured.iter_mut().zip(nearest.nodes()) {
             if squared_distance(&self.vectors[node], &query) > bound_2 {
                 continue;
             }
@@ -100,29 +96,32 @@ impl NodeSnap {
                 best_high = distance.high_m();
                 bound_2 = chord_2_beyond((best_high + slack_m).min(limit_m + slack_m));
             }
-            slot.1 = Some(distance);
+            *slot = Some((node, distance));
         }
-        let measured = || candidates.iter().filter_map(|&(node, d)| Some((node, d?)));
-        let best_low = measured()
+        let best_low = measured
+            .iter()
+            .flatten()
             .map(|(_, distance)| distance.low_m())
             .fold(f64::INFINITY, f64::min);
         let mut ties = Vec::new();
-        for (node, distance) in measured() {
+        for &(node, distance) in measured.iter().flatten() {
             let surely_in = distance.high_m() <= best_low + slack_m && distance.high_m() <= limit_m;
             let surely_out = distance.low_m() > best_high + slack_m || distance.low_m() > limit_m;
             if surely_in {
                 ties.push(NodeDistance { node, distance });
             } else if !surely_out {
-                return self.ties_within_exactly(point, slack_m, limit_m);
+                return self.ties_within_exactly(point, &nearest, slack_m, limit_m);
             }
         }
         ties
     }
 
-    /// [`Self::ties_within`] with every candidate measured exactly.
+    /// [`Self::ties_within`] over the same candidates, every one measured
+    /// exactly.
     fn ties_within_exactly(
         &self,
         point: Coord<f64>,
+        nearest: &NearestNodes,
         slack_m: f64,
         limit_m: f64,
     ) -> Vec<NodeDistance> {
@@ -130,7 +129,6 @@ impl NodeSnap {
         let mut ties: Vec<NodeDistance> = Vec::new();
         let mut best = f64::INFINITY;
         let mut bound_2 = chord_2_beyond(limit_m + slack_m);
-        let nearest = nearest_nodes(&self.tree, [point.x * self.lon_scale, point.y]);
         for node in nearest.nodes() {
             if squared_distance(&self.vectors[node], &query) > bound_2 {
                 continue;
@@ -226,23 +224,8 @@ impl NearestNodes {
     }
 }
 
-/// The squared chord between unit vectors beyond which two points are
-/// certainly more than `metres` apart on the ellipsoid.
-fn chord_2_beyond(metres: f64) -> f64 {
-    let half_angle =
-        (metres / (1.0 - SPHERE_MARGIN) / (2.0 * MEAN_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
-    (2.0 * half_angle.sin()).powi(2)
-}
-
 fn squared_distance(a: &[f64; 3], b: &[f64; 3]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
-}
-
-/// The point on the unit sphere at `(lon, lat)` degrees.
-fn unit_vector(lon: f64, lat: f64) -> [f64; 3] {
-    let (sin_lat, cos_lat) = lat.to_radians().sin_cos();
-    let (sin_lon, cos_lon) = lon.to_radians().sin_cos();
-    [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat]
 }
 
 #[cfg(test)]

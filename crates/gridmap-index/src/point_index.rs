@@ -3,12 +3,14 @@
 //! The R-tree holds each point as a unit vector in three dimensions. The
 //! chord between two unit vectors grows with the great-circle distance, so the
 //! tree's nearest-neighbour search in 3-D is exact on the sphere at every
-//! latitude, with no longitude scaling to tune. The few candidates within the
-//! sphere-versus-ellipsoid margin of the best are then measured on the
-//! ellipsoid: estimated with an error bound, and measured exactly (Karney's
-//! method on WGS84, as PostGIS measures `geography`) only where the bounds
-//! of two candidates overlap.
+//! latitude, with no longitude scaling to tune. One branch and bound walks
+//! it: a box or point whose chord puts it, less the sphere-versus-ellipsoid
+//! margin, beyond the best distance so far is pruned; the others are
+//! measured on the ellipsoid, estimated with an error bound and measured
+//! exactly (Karney's method on WGS84, as PostGIS measures `geography`) only
+//! where the bounds of two candidates overlap.
 
+use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
 use geo::Coord;
@@ -16,14 +18,6 @@ use rstar::primitives::GeomWithData;
 use rstar::{ParentNode, PointDistance as _, RTree, RTreeNode};
 
 type Entry = GeomWithData<[f64; 3], usize>;
-
-/// Mean radius of the Earth, in metres: the sphere the tree orders by.
-const MEAN_RADIUS_M: f64 = 6_371_008.8;
-
-/// Spherical and ellipsoidal distances differ by less than 0.7 % in either
-/// direction, so a candidate whose spherical distance exceeds the best
-/// geodesic distance by more than this fraction can no longer win.
-const SPHERE_MARGIN: f64 = 0.01;
 
 /// One indexed point and its payload.
 #[derive(Debug, Clone)]
@@ -176,11 +170,9 @@ impl<T> Search<'_, T> {
 
     fn take(&mut self, idx: usize, distance: GeodesicDistance) {
         self.best = Some((idx, distance));
-        // A point at spherical distance s is at least s * (1 - SPHERE_MARGIN)
-        // away on the ellipsoid; beyond this chord none can still win.
-        let reach_m = distance.high_m() / (1.0 - SPHERE_MARGIN);
-        let half_angle = (reach_m / (2.0 * MEAN_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
-        self.bound_2 = (2.0 * half_angle.sin()).powi(2);
+        // Beyond this chord a point is farther than the best on the
+        // ellipsoid whatever its exact distance: it cannot win.
+        self.bound_2 = chord_2_beyond(distance.high_m());
     }
 
     /// Visits the nearest child first, so the bound tightens early and the
@@ -204,13 +196,6 @@ impl<T> Search<'_, T> {
             }
         }
     }
-}
-
-/// The point on the unit sphere at `(lon, lat)` degrees.
-fn unit_vector(lon: f64, lat: f64) -> [f64; 3] {
-    let (sin_lat, cos_lat) = lat.to_radians().sin_cos();
-    let (sin_lon, cos_lon) = lon.to_radians().sin_cos();
-    [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat]
 }
 
 #[cfg(test)]
