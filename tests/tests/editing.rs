@@ -1518,3 +1518,139 @@ async fn a_merge_moves_the_rosters_and_a_delete_keeps_them(pool: PgPool) {
         (Some("赵敏".to_owned()), Some("13800000005".to_owned()))
     );
 }
+
+/// A revert restores a grid whose roster (`grid_workers`) now names its
+/// worker: the shape and the other properties come back, the worker stays
+/// the roster's (the trigger of migration 0008 keeps it) and the answer
+/// says so in `notes`. Undoing the creation of a grid that has people on
+/// its roster since is refused like one with buildings, and changes nothing.
+#[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
+async fn a_revert_keeps_the_roster_worker_and_says_so(pool: PgPool) {
+    let fx = fixture(pool).await;
+    let first_version: i64 = etag_of(&fx, A).await.trim_matches('"').parse().unwrap();
+    let revert_a = |version: i64| {
+        let fx = &fx;
+        async move {
+            call(
+                &fx.app,
+                Method::POST,
+                &format!("/api/v1/grids/{A}/revert"),
+                Some(&fx.admin),
+                Some(&etag_of(fx, A).await),
+                Some(json!({ "version": version })),
+            )
+            .await
+        }
+    };
+    let state_of_a = || async {
+        sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            "SELECT name, worker_name, worker_phone FROM grids WHERE code = $1",
+        )
+        .bind(A)
+        .fetch_one(&fx.pool)
+        .await
+        .unwrap()
+    };
+    let rename = || async {
+        let renamed = call(
+            &fx.app,
+            Method::PATCH,
+            &format!("/api/v1/grids/{A}"),
+            Some(&fx.admin),
+            Some(&etag_of(&fx, A).await),
+            Some(json!({"type": "Feature", "properties": {"name": "改名网格"}})),
+        )
+        .await;
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    };
+
+    // Without a roster a revert restores the worker too and has no notes.
+    rename().await;
+    let plain = revert_a(first_version).await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.body);
+    assert!(plain.body.get("notes").is_none(), "{}", plain.body);
+    assert_eq!(
+        state_of_a().await,
+        (
+            "南苑第一网格".to_owned(),
+            Some("王芳".to_owned()),
+            Some("13800000001".to_owned())
+        )
+    );
+
+    // With a roster naming 赵敏, the name comes back and the worker stays.
+    rename().await;
+    sqlx::query(
+        "INSERT INTO grid_workers (grid_code, name, phone, role)
+         VALUES ($1, '赵敏', '13800000005', 'full_time')",
+    )
+    .bind(A)
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    let kept = revert_a(first_version).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let notes = kept.body["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 1, "{}", kept.body);
+    assert!(
+        notes[0]
+            .as_str()
+            .unwrap()
+            .contains("keeps the worker of its roster (grid_workers, 1 people)"),
+        "{}",
+        kept.body
+    );
+    assert_eq!(
+        state_of_a().await,
+        (
+            "南苑第一网格".to_owned(),
+            Some("赵敏".to_owned()),
+            Some("13800000005".to_owned())
+        )
+    );
+
+    // A grid created by a change and staffed since: undoing the change
+    // would delete the grid and its roster, so it is refused.
+    let created = create_east_grid(&fx, 120.42).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let new_code = "370681001001003";
+    // The roster repeats the grid's worker, so the grid's row and version
+    // stay as the change left them and the revert gets past its staleness
+    // check to the roster.
+    sqlx::query(
+        "INSERT INTO grid_workers (grid_code, name, phone, role)
+         VALUES ($1, '赵敏', '13800000003', 'full_time')",
+    )
+    .bind(new_code)
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    let change = created.body["change_id"].as_i64().unwrap();
+    let refused = call(
+        &fx.app,
+        Method::POST,
+        &format!("/api/v1/changes/{change}/revert"),
+        Some(&fx.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("people on its roster"),
+        "{}",
+        refused.body
+    );
+    let (grids, people): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM grids WHERE code = $1),
+                (SELECT count(*) FROM grid_workers WHERE grid_code = $1)",
+    )
+    .bind(new_code)
+    .fetch_one(&fx.pool)
+    .await
+    .unwrap();
+    assert_eq!((grids, people), (1, 1));
+}

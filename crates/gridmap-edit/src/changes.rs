@@ -145,6 +145,7 @@ pub async fn revert_change(
     };
     let mut features = Vec::new();
     let mut deleted = Vec::new();
+    let mut notes = Vec::new();
     for (code, (before, _)) in &states {
         let was = audit::snapshot(&mut tx, Entity::Grid, code).await?;
         match before {
@@ -152,14 +153,15 @@ pub async fn revert_change(
                 let (children,): (i64,) = sqlx::query_as(
                     "SELECT (SELECT count(*) FROM grid_units WHERE grid_code = $1)
                           + (SELECT count(*) FROM buildings WHERE grid_code = $1)
-                          + (SELECT count(*) FROM stations WHERE grid_code = $1)",
+                          + (SELECT count(*) FROM stations WHERE grid_code = $1)
+                          + (SELECT count(*) FROM grid_workers WHERE grid_code = $1)",
                 )
                 .bind(code)
                 .fetch_one(&mut *tx)
                 .await?;
                 if children > 0 {
                     return Err(EditError::Conflict(format!(
-                        "grid {code}, created by change {change_id}, now has units, buildings or stations: merge it instead"
+                        "grid {code}, created by change {change_id}, now has units, buildings, stations or people on its roster: merge it instead"
                     )));
                 }
                 sqlx::query("DELETE FROM grids WHERE code = $1")
@@ -175,6 +177,7 @@ pub async fn revert_change(
                     .map(|s| s.ewkb.clone())
                     .unwrap_or_default();
                 grids::restore(&mut tx, code, before, &shape, was.is_some()).await?;
+                notes.extend(grids::roster_note(&mut tx, code, before).await?);
             }
         }
         let now = audit::snapshot(&mut tx, Entity::Grid, code).await?;
@@ -182,5 +185,8 @@ pub async fn revert_change(
         features.extend(now);
     }
     tx.commit().await?;
-    Ok(written(new_change, features, deleted, Vec::new()))
+    Ok(Written {
+        notes,
+        ..written(new_change, features, deleted, Vec::new())
+    })
 }

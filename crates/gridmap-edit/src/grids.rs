@@ -667,6 +667,7 @@ pub async fn revert(
     )
     .await?;
     restore(&mut tx, code, &state, &settled[0].ewkb, exists).await?;
+    let notes = roster_note(&mut tx, code, &state).await?;
     let after = audit::snapshot(&mut tx, Entity::Grid, code).await?;
     let change = Change {
         change_id,
@@ -675,12 +676,48 @@ pub async fn revert(
     };
     audit_grid(&mut tx, &change, code, before.as_ref(), after.as_ref()).await?;
     tx.commit().await?;
-    Ok(written(
-        change_id,
-        after.into_iter().collect(),
-        Vec::new(),
-        Vec::new(),
-    ))
+    Ok(Written {
+        notes: notes.into_iter().collect(),
+        ..written(
+            change_id,
+            after.into_iter().collect(),
+            Vec::new(),
+            Vec::new(),
+        )
+    })
+}
+
+/// Says so when grid `code`, just restored from `state`, kept its roster's
+/// worker (the trigger of migration 0008 keeps it whatever is written)
+/// instead of the worker `state` recorded: the rest of the revert stands, and
+/// the caller learns which part did not.
+pub(crate) async fn roster_note(
+    conn: &mut PgConnection,
+    code: &str,
+    state: &Value,
+) -> Result<Option<String>, EditError> {
+    let row: Option<(Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT g.worker_name, g.worker_phone,
+                (SELECT count(*) FROM grid_workers w WHERE w.grid_code = g.code)
+           FROM grids g WHERE g.code = $1",
+    )
+    .bind(code)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((name, phone, people)) = row.filter(|(_, _, people)| *people > 0) else {
+        return Ok(None);
+    };
+    let recorded = (
+        property_of(state, "worker_name"),
+        property_of(state, "worker_phone"),
+    );
+    Ok((recorded != (name, phone)).then(|| {
+        format!(
+            "grid {code} keeps the worker of its roster (grid_workers, {people} people), not \
+             the one of the version restored: change the roster (gridmap-import --as \
+             grid_workers) to change the worker"
+        )
+    }))
 }
 
 /// A string property of a snapshot.
@@ -1012,6 +1049,7 @@ pub(crate) fn written(
         features: features.into_iter().map(audit::without_ewkb).collect(),
         deleted,
         recoded,
+        notes: Vec::new(),
     }
 }
 

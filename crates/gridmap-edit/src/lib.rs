@@ -94,4 +94,8 @@ pub struct Written {
     /// Grid units and buildings that moved to another grid and were given
     /// codes under it: `(old code, new code)`.
     pub recoded: Vec<(String, String)>,
+    /// What the write did otherwise than asked, in words for the caller
+    /// (a revert that kept a roster's worker, say); absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }

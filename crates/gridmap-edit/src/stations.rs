@@ -333,6 +333,7 @@ fn done(change_id: i64, after: Option<Value>, deleted: Option<&str>) -> Written 
         features: after.map(audit::without_ewkb).into_iter().collect(),
         deleted: deleted.map(str::to_owned).into_iter().collect(),
         recoded: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
