@@ -43,6 +43,18 @@ pub async fn demo_state() -> gridmap_server::AppState {
 /// # Panics
 /// When the request cannot be built or the body not read.
 pub async fn send(app: axum::Router, uri: &str) -> (axum::http::StatusCode, Vec<u8>) {
+    let (status, _, body) = send_for_headers(app, uri).await;
+    (status, body)
+}
+
+/// As [`send`], with the response's headers.
+///
+/// # Panics
+/// As [`send`].
+pub async fn send_for_headers(
+    app: axum::Router,
+    uri: &str,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
     let request = axum::http::Request::get(uri)
@@ -54,6 +66,7 @@ pub async fn send(app: axum::Router, uri: &str) -> (axum::http::StatusCode, Vec<
         .await
         .unwrap_or_else(|err| panic!("{uri}: {err}"));
     let status = response.status();
+    let headers = response.headers().clone();
     let body = response
         .into_body()
         .collect()
@@ -61,7 +74,7 @@ pub async fn send(app: axum::Router, uri: &str) -> (axum::http::StatusCode, Vec<
         .unwrap_or_else(|err| panic!("{uri}: reading the body: {err}"))
         .to_bytes()
         .to_vec();
-    (status, body)
+    (status, headers, body)
 }
 
 /// As [`send`], with the body parsed as JSON.

@@ -106,16 +106,16 @@ async fn default_circles_equal_recomputed_circles() {
     let street = AreaFilter::Street(STREET.to_owned());
     let cases = [
         // The kinds' own minutes at the default speed: from the snapshot.
-        ("red_station", 10.0, None, None),
-        ("grid_station", 15.0, None, None),
-        ("red_station", 10.0, None, Some(&street)),
-        ("service_centre", 10.0, Some(1.2), Some(&street)),
+        ("red_station", 10.0, None, None, "snapshot"),
+        ("grid_station", 15.0, None, None, "snapshot"),
+        ("red_station", 10.0, None, Some(&street), "snapshot"),
+        ("service_centre", 10.0, Some(1.2), Some(&street), "snapshot"),
         // Other parameters: recomputed per request.
-        ("red_station", 15.0, None, Some(&street)),
-        ("grid_station", 15.0, Some(0.9), None),
+        ("red_station", 15.0, None, Some(&street), "computed"),
+        ("grid_station", 15.0, Some(0.9), None, "computed"),
     ];
     let mut n_features = 0;
-    for (kind, minutes, speed, area) in cases {
+    for (kind, minutes, speed, area, source) in cases {
         let parameters = Parameters {
             minutes,
             speed_m_s: speed.unwrap_or(Parameters::default().speed_m_s),
@@ -128,8 +128,11 @@ async fn default_circles_equal_recomputed_circles() {
         if let Some(area) = area {
             uri.push_str(&format!("&street={}", area.code()));
         }
-        let (status, served) = gridmap_e2e::send_json(app.clone(), &uri).await;
+        let (status, headers, body) = gridmap_e2e::send_for_headers(app.clone(), &uri).await;
+        let served: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|err| panic!("{uri}: {err}: {}", String::from_utf8_lossy(&body)));
         assert_eq!(status, StatusCode::OK, "{uri}: {served}");
+        assert_eq!(headers["x-circles-source"], source, "{uri}");
         let served = served["features"].as_array().unwrap();
         let expected = recomputed(&demo, kind, area, &parameters).await;
         assert!(!expected.is_empty(), "{uri}: no stations to compare");

@@ -14,7 +14,8 @@
 //! Circles at a kind's own minutes and the default speed are the ones the
 //! `service_circles` tiles draw: they are taken from the tiles' computed
 //! snapshot (whole road network) rather than recomputed, as long as the
-//! snapshot holds every station as it is now.
+//! snapshot holds every station as it is now; the header `X-Circles-Source`
+//! says which (`snapshot` or `computed`).
 //! Both are public, so they answer with totals only: never one building's
 //! households or code, never one report's location or time.
 
@@ -22,6 +23,7 @@ use crate::area_params::{multi_polygon_json, parse_area, require_area};
 use crate::{ApiError, AppState, SharedState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::HeaderName;
 use axum::Json;
 use gridmap_circles::{
     best_new_sites, coverage, demand_coverage, service_circles, snap_homes, snap_points, Coord,
@@ -63,10 +65,14 @@ pub struct CircleParams {
     since: Option<String>,
 }
 
+/// The response header naming where the circles came from: `snapshot` (the
+/// tiles' computed circles) or `computed` (walked for this request).
+const CIRCLES_SOURCE: HeaderName = HeaderName::from_static("x-circles-source");
+
 pub async fn circles(
     State(state): State<SharedState>,
     params: Result<Query<CircleParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<([(HeaderName, &'static str); 1], Json<Value>), ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let kind = parse_kind(params.kind.as_deref())?;
     let parameters = parse_parameters(params.minutes.as_deref(), params.speed_m_s.as_deref())?;
@@ -85,7 +91,7 @@ pub async fn circles(
     if circle_parameters(kind) == Some(parameters) {
         if let Some(snapshot) = state.tile_cache.circles(&state.pool).await {
             if let Some(features) = features_from_snapshot(&snapshot, &stations, &parameters) {
-                return Ok(feature_collection(features));
+                return Ok(([(CIRCLES_SOURCE, "snapshot")], feature_collection(features)));
             }
         }
     }
@@ -107,7 +113,7 @@ pub async fn circles(
     })
     .await
     .map_err(ApiError::internal)?;
-    Ok(feature_collection(features))
+    Ok(([(CIRCLES_SOURCE, "computed")], feature_collection(features)))
 }
 
 /// The circles of `stations` as the snapshot holds them; `None` when it
