@@ -55,10 +55,25 @@ pub async fn send_for_headers(
     app: axum::Router,
     uri: &str,
 ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    send_as(app, uri, None).await
+}
+
+/// As [`send_for_headers`], with `Authorization: Bearer <token>` when given.
+///
+/// # Panics
+/// As [`send`].
+pub async fn send_as(
+    app: axum::Router,
+    uri: &str,
+    token: Option<&str>,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
-    let request = axum::http::Request::get(uri)
-        .header("host", "gridmap.test")
+    let mut request = axum::http::Request::get(uri).header("host", "gridmap.test");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
         .body(axum::body::Body::empty())
         .unwrap_or_else(|err| panic!("{uri}: {err}"));
     let response = app
@@ -171,4 +186,54 @@ pub fn open_tile_with_gdal(
         gdal::Dataset::open_ex(&path, options)
             .unwrap_or_else(|err| panic!("GDAL cannot open {}: {err}", path.display())),
     )
+}
+
+/// Creates user `username` with `role` and `scopes` in the database of
+/// `pool` (a test's own database, never the demo city's) and returns the
+/// token of a fresh one-hour session.
+///
+/// # Panics
+/// When the user exists already or the database cannot be written.
+pub async fn session_for(pool: &PgPool, username: &str, role: &str, scopes: &[&str]) -> String {
+    use gridmap_server::auth::credentials;
+    use gridmap_store::access_queries::{self, NewUser};
+    let hash = credentials::hash_password("correct horse battery staple")
+        .unwrap_or_else(|err| panic!("hashing a password: {err}"));
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let id = access_queries::create_user(
+        pool,
+        &NewUser {
+            username,
+            password_hash: &hash,
+            role,
+            scopes: &scopes,
+        },
+    )
+    .await
+    .unwrap_or_else(|err| panic!("creating user {username}: {err}"))
+    .unwrap_or_else(|| panic!("user {username} exists already"));
+    let token = credentials::new_session_token();
+    access_queries::create_session(pool, id, &credentials::token_sha256(&token), 3600)
+        .await
+        .unwrap_or_else(|err| panic!("creating a session for {username}: {err}"));
+    token
+}
+
+/// Creates the API key `name` in the database of `pool` (a test's own) and
+/// returns the key.
+///
+/// # Panics
+/// When the database cannot be written.
+pub async fn api_key_for(pool: &PgPool, name: &str) -> String {
+    use gridmap_server::auth::credentials;
+    let key = credentials::new_api_key();
+    gridmap_store::access_queries::create_api_key(
+        pool,
+        name,
+        credentials::display_prefix(&key),
+        &credentials::token_sha256(&key),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("creating API key {name}: {err}"));
+    key
 }

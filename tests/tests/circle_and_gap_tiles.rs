@@ -9,8 +9,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use gdal::vector::LayerAccess as _;
-use gridmap_server::auth::credentials;
-use gridmap_store::access_queries::{self, NewUser};
+use gridmap_e2e::{api_key_for, session_for};
 use gridmap_tiles::TileCoord;
 use http_body_util::BodyExt as _;
 use serde_json::Value;
@@ -296,47 +295,13 @@ async fn a_moved_station_moves_its_circle_in_the_tiles_within_a_second(pool: PgP
     let _ = follower.await;
 }
 
-async fn session_for(pool: &PgPool, username: &str, role: &str) -> String {
-    let hash = credentials::hash_password("correct horse battery staple").unwrap();
-    let scopes = if role == "planner" {
-        vec!["370681001".to_owned()]
-    } else {
-        Vec::new()
-    };
-    let id = access_queries::create_user(
-        pool,
-        &NewUser {
-            username,
-            password_hash: &hash,
-            role,
-            scopes: &scopes,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let token = credentials::new_session_token();
-    access_queries::create_session(pool, id, &credentials::token_sha256(&token), 3600)
-        .await
-        .unwrap();
-    token
-}
-
 #[sqlx::test(migrator = "gridmap_store::MIGRATOR")]
 async fn gap_findings_are_internal_and_show_an_injected_gap_within_a_second(pool: PgPool) {
     sqlx::raw_sql(SETUP).execute(&pool).await.unwrap();
-    let admin = session_for(&pool, "admin", "admin").await;
-    let planner = session_for(&pool, "planner", "planner").await;
-    let viewer = session_for(&pool, "viewer", "viewer").await;
-    let key = credentials::new_api_key();
-    access_queries::create_api_key(
-        &pool,
-        "hotline",
-        credentials::display_prefix(&key),
-        &credentials::token_sha256(&key),
-    )
-    .await
-    .unwrap();
+    let admin = session_for(&pool, "admin", "admin", &[]).await;
+    let planner = session_for(&pool, "planner", "planner", &["370681001"]).await;
+    let viewer = session_for(&pool, "viewer", "viewer", &[]).await;
+    let key = api_key_for(&pool, "hotline").await;
     let listener = gridmap_server::subscribe(&pool).await.unwrap();
     let state = gridmap_server::AppState::load(pool.clone(), 1 << 20)
         .await

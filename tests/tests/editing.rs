@@ -10,8 +10,6 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use gridmap_server::auth::credentials;
-use gridmap_store::access_queries::{self, NewUser};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -71,27 +69,7 @@ struct Fixture {
     key: String,
 }
 
-async fn session_for(pool: &PgPool, username: &str, role: &str, scopes: &[&str]) -> String {
-    let hash = credentials::hash_password("correct horse battery staple").unwrap();
-    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-    let id = access_queries::create_user(
-        pool,
-        &NewUser {
-            username,
-            password_hash: &hash,
-            role,
-            scopes: &scopes,
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let token = credentials::new_session_token();
-    access_queries::create_session(pool, id, &credentials::token_sha256(&token), 3600)
-        .await
-        .unwrap();
-    token
-}
+use gridmap_e2e::{api_key_for, session_for};
 
 async fn fixture(pool: PgPool) -> Fixture {
     sqlx::raw_sql(SETUP).execute(&pool).await.unwrap();
@@ -99,15 +77,7 @@ async fn fixture(pool: PgPool) -> Fixture {
     let planner = session_for(&pool, "planner-donglai", "planner", &["370681001"]).await;
     let other_planner = session_for(&pool, "planner-longgang", "planner", &["370681002001"]).await;
     let viewer = session_for(&pool, "viewer", "viewer", &[]).await;
-    let key = credentials::new_api_key();
-    access_queries::create_api_key(
-        &pool,
-        "hotline",
-        credentials::display_prefix(&key),
-        &credentials::token_sha256(&key),
-    )
-    .await
-    .unwrap();
+    let key = api_key_for(&pool, "hotline").await;
     let state = gridmap_server::AppState::load(pool.clone(), 1 << 20)
         .await
         .unwrap();

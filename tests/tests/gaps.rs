@@ -65,22 +65,42 @@ const DEFECTS: &str = "
         -- Takes 南苑 二 to 560 households.
         ('3706810010010020000003', '370681001001002', '3号楼', 450, ST_Multi(ST_MakeEnvelope(120.412, 37.602, 120.4125, 37.6025, 4490)));";
 
-async fn get_json(app: axum::Router, uri: &str) -> (StatusCode, Value) {
-    gridmap_e2e::send_json(app, uri).await
+/// One GET as `token`'s holder (anonymous without one), the body as JSON.
+async fn get_json(app: axum::Router, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let (status, _, body) = gridmap_e2e::send_as(app, uri, token).await;
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|err| panic!("{uri}: {err}: {}", String::from_utf8_lossy(&body)));
+    (status, json)
 }
 
+/// The findings `GET /api/v1/gaps?{query}` answers a viewer (the report is
+/// staff only), in a test database of its own.
 async fn findings(pool: &PgPool, query: &str) -> Vec<Value> {
+    let viewer = gridmap_e2e::session_for(pool, &format!("viewer-{query}"), "viewer", &[]).await;
     let state = gridmap_server::AppState::load(pool.clone(), 1 << 20)
         .await
         .unwrap();
     let (status, json) = get_json(
         gridmap_server::app(state, None),
         &format!("/api/v1/gaps?{query}"),
+        Some(&viewer),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["type"], "FeatureCollection");
     json["features"].as_array().unwrap().clone()
+}
+
+/// The findings of a street of the demo city, which tests only read: from
+/// `gaps::report`, the function behind the endpoint, with no user to create.
+async fn demo_findings(pool: &PgPool, street: &str) -> Vec<Value> {
+    let filter = gridmap_store::topology_queries::AreaFilter::Street(street.to_owned());
+    let report =
+        gridmap_server::gaps::report(pool, &filter, gridmap_topology::Parameters::default())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no street {street}"));
+    report["features"].as_array().unwrap().clone()
 }
 
 fn kind_and_codes(feature: &Value) -> (String, Vec<String>) {
@@ -251,6 +271,27 @@ async fn gaps_rejects_bad_filters(pool: PgPool) {
         .await
         .unwrap();
     let app = gridmap_server::app(state, None);
+    let viewer = gridmap_e2e::session_for(&pool, "viewer", "viewer", &[]).await;
+
+    // Staff only, like the gap_findings tiles: anonymous callers get 401,
+    // API keys (for lookups) 403, every user role the report.
+    let uri = "/api/v1/gaps?street=370681001";
+    let (status, json) = get_json(app.clone(), uri, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+    let key = gridmap_e2e::api_key_for(&pool, "hotline").await;
+    let (status, json) = get_json(app.clone(), uri, Some(&key)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    let planner = gridmap_e2e::session_for(&pool, "planner", "planner", &["370681002"]).await;
+    let admin = gridmap_e2e::session_for(&pool, "admin", "admin", &[]).await;
+    for token in [&viewer, &planner, &admin] {
+        let (status, headers, _) = gridmap_e2e::send_as(app.clone(), uri, Some(token)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("private"));
+    }
+
     for (uri, status) in [
         ("/api/v1/gaps", StatusCode::BAD_REQUEST),
         (
@@ -269,7 +310,7 @@ async fn gaps_rejects_bad_filters(pool: PgPool) {
         ("/api/v1/gaps?street=370681999", StatusCode::NOT_FOUND),
         ("/api/v1/gaps?community=370681001009", StatusCode::NOT_FOUND),
     ] {
-        let (got, json) = get_json(app.clone(), uri).await;
+        let (got, json) = get_json(app.clone(), uri, Some(&viewer)).await;
         assert_eq!(got, status, "{uri}: {json}");
         assert!(
             json["error"].as_str().is_some_and(|m| !m.is_empty()),
@@ -285,7 +326,7 @@ async fn gaps_finds_no_gap_overlap_or_spill_in_the_demo_city() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let features = findings(&pool, &format!("street={street}")).await;
+    let features = demo_findings(&pool, &street).await;
     let geometric: Vec<_> = features
         .iter()
         .filter(|f| GEOMETRIC.contains(&f["properties"]["kind"].as_str().unwrap()))
@@ -321,10 +362,6 @@ const POSTGIS_GEOMETRIC: &str = "
 #[ignore = "a measurement, not a check"]
 async fn gaps_timing_of_every_street_of_the_demo_city() {
     let pool = gridmap_e2e::demo_pool().await;
-    let state = gridmap_server::AppState::load(pool.clone(), 1 << 20)
-        .await
-        .unwrap();
-    let app = gridmap_server::app(state, None);
     let streets: Vec<String> = sqlx::query_scalar("SELECT code FROM streets ORDER BY code")
         .fetch_all(&pool)
         .await
@@ -338,9 +375,8 @@ async fn gaps_timing_of_every_street_of_the_demo_city() {
             .unwrap();
         let load = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let (status, json) = get_json(app.clone(), &format!("/api/v1/gaps?street={street}")).await;
+        let features = demo_findings(&pool, street).await;
         let request = started.elapsed().as_secs_f64();
-        assert_eq!(status, StatusCode::OK);
         let started = Instant::now();
         let postgis: i64 = sqlx::query_scalar(POSTGIS_GEOMETRIC)
             .bind(street)
@@ -348,13 +384,12 @@ async fn gaps_timing_of_every_street_of_the_demo_city() {
             .await
             .unwrap();
         let postgis_time = started.elapsed().as_secs_f64();
-        let features = json["features"].as_array().unwrap();
         let geometric = features
             .iter()
             .filter(|f| GEOMETRIC.contains(&f["properties"]["kind"].as_str().unwrap()))
             .count();
         println!(
-            "{street}: load {load:.3} s, request {request:.3} s (≈ analysis {:.3} s), \
+            "{street}: load {load:.3} s, report {request:.3} s (≈ analysis {:.3} s), \
              PostGIS gaps+overlaps+spills {postgis_time:.3} s; findings {} (geometric {geometric}, PostGIS {postgis})",
             request - load,
             features.len()

@@ -1,11 +1,14 @@
 //! `GET /api/v1/gaps?street=CODE | community=CODE [&min_area_m2=…][&household_limit=…]`:
 //! where the grids of an area break seamless cover (无缝覆盖), as a GeoJSON
-//! FeatureCollection with one feature per finding.
+//! FeatureCollection with one feature per finding. Staff only, like the
+//! `gap_findings` tiles.
 
 use crate::area_params::{multi_polygon_json, polygon_rings, require_area};
+use crate::auth::Staff;
 use crate::{ApiError, SharedState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderName};
 use axum::Json;
 use gridmap_store::topology_queries::{load_topology, AreaFilter};
 use gridmap_tiles::gap_layer::tessellation;
@@ -22,10 +25,13 @@ pub struct GapsParams {
     household_limit: Option<String>,
 }
 
+/// Staff only ([`Staff`]), like the `gap_findings` tiles: findings name
+/// buildings and count households grid by grid.
 pub async fn gaps(
     State(state): State<SharedState>,
+    _staff: Staff,
     params: Result<Query<GapsParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<([(HeaderName, &'static str); 1], Json<Value>), ApiError> {
     let Query(params) = params.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let filter = parse_filter(params.street.as_deref(), params.community.as_deref())?;
     let parameters = parse_parameters(
@@ -42,7 +48,7 @@ pub async fn gaps(
             };
             ApiError::NotFound(format!("no {level} with code {}", filter.code()))
         })?;
-    Ok(Json(report))
+    Ok(([(header::CACHE_CONTROL, "private, no-cache")], Json(report)))
 }
 
 /// Why a gap report could not be made.

@@ -9,7 +9,7 @@
 //! integrating systems are for lookups and may not. Such tiles and their
 //! TileJSON are sent `Cache-Control: private`.
 
-use crate::auth::{Caller, MaybeCaller, Role};
+use crate::auth::MaybeCaller;
 use crate::{ApiError, SharedState};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -682,11 +682,6 @@ async fn build_polygons(pool: &sqlx::PgPool) -> anyhow::Result<GeneralisedPolygo
     Ok(snapshot)
 }
 
-/// Whether `caller` may see internal layers: staff with a user account.
-fn may_see_internal_layers(caller: &Caller) -> bool {
-    matches!(caller.role, Role::Admin | Role::Planner | Role::Viewer)
-}
-
 /// Ok when `layers` holds no internal layer or `caller` may see them:
 /// [`ApiError::Unauthorized`] without credentials, [`ApiError::Forbidden`]
 /// for a role that may not; every denial is logged.
@@ -710,7 +705,7 @@ fn require_access(
             internal.name
         )));
     };
-    if !may_see_internal_layers(&caller) {
+    if !caller.is_staff() {
         tracing::warn!(
             caller = %caller.name,
             role = caller.role.as_str(),

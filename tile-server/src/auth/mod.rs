@@ -81,6 +81,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Staff with a user account (admin, planner, viewer) may read the
+    /// internal layers and reports: the gap findings name buildings and
+    /// count households grid by grid. API keys are for lookups.
+    #[must_use]
+    pub fn is_staff(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Planner | Role::Viewer)
+    }
+
     /// Admin, Planner (any scope) and Integration keys may see grid workers'
     /// names and phones; viewers may not.
     #[must_use]
@@ -147,6 +155,11 @@ pub struct MaybeCaller(pub Option<Caller>);
 #[derive(Debug, Clone)]
 pub struct Editor(pub Caller);
 
+/// Extractor for internal reports: 401 (logged) without valid credentials,
+/// 403 (logged) unless the caller is staff ([`Caller::is_staff`]).
+#[derive(Debug, Clone)]
+pub struct Staff(pub Caller);
+
 impl FromRequestParts<SharedState> for MaybeCaller {
     type Rejection = ApiError;
 
@@ -169,37 +182,97 @@ impl FromRequestParts<SharedState> for MaybeCaller {
     }
 }
 
+/// What an extractor that needs a role says when it refuses a request.
+struct Refusal {
+    /// The log message of every denial (`write denied` …).
+    event: &'static str,
+    /// Whether the caller's role may go on.
+    allows: fn(&Caller) -> bool,
+    /// The log reason of a role that may not.
+    role_reason: &'static str,
+    /// The 401 message.
+    unauthorized: fn(&Parts) -> String,
+    /// The 403 message.
+    forbidden: fn(&Caller, &Parts) -> String,
+}
+
+/// The caller of a request that needs credentials and a role `refusal`
+/// allows: 401 without credentials, 403 for another role, each logged.
+async fn caller_allowed(
+    parts: &mut Parts,
+    state: &SharedState,
+    refusal: &Refusal,
+) -> Result<Caller, ApiError> {
+    let MaybeCaller(caller) = MaybeCaller::from_request_parts(parts, state).await?;
+    let Some(caller) = caller else {
+        tracing::warn!(
+            caller = "anonymous",
+            uri = %parts.uri,
+            reason = "no credentials",
+            "{}",
+            refusal.event
+        );
+        return Err(ApiError::Unauthorized((refusal.unauthorized)(parts)));
+    };
+    if !(refusal.allows)(&caller) {
+        tracing::warn!(
+            caller = %caller.name,
+            role = caller.role.as_str(),
+            uri = %parts.uri,
+            reason = refusal.role_reason,
+            "{}",
+            refusal.event
+        );
+        return Err(ApiError::Forbidden((refusal.forbidden)(&caller, parts)));
+    }
+    Ok(caller)
+}
+
 impl FromRequestParts<SharedState> for Editor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let MaybeCaller(caller) = MaybeCaller::from_request_parts(parts, state).await?;
-        let Some(caller) = caller else {
-            tracing::warn!(
-                caller = "anonymous",
-                uri = %parts.uri,
-                reason = "no credentials",
-                "write denied"
-            );
-            return Err(ApiError::Unauthorized(
-                "log in or send Authorization: Bearer <token> to edit".into(),
-            ));
+        const REFUSAL: Refusal = Refusal {
+            event: "write denied",
+            allows: Caller::may_edit_at_all,
+            role_reason: "role does not edit",
+            unauthorized: |_| "log in or send Authorization: Bearer <token> to edit".into(),
+            forbidden: |caller, _| {
+                format!(
+                    "{} may not edit: role {} does not edit",
+                    caller.name,
+                    caller.role.as_str()
+                )
+            },
         };
-        if !caller.may_edit_at_all() {
-            tracing::warn!(
-                caller = %caller.name,
-                role = caller.role.as_str(),
-                uri = %parts.uri,
-                reason = "role does not edit",
-                "write denied"
-            );
-            return Err(ApiError::Forbidden(format!(
-                "{} may not edit: role {} does not edit",
-                caller.name,
-                caller.role.as_str()
-            )));
-        }
-        Ok(Editor(caller))
+        caller_allowed(parts, state, &REFUSAL).await.map(Editor)
+    }
+}
+
+impl FromRequestParts<SharedState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        const REFUSAL: Refusal = Refusal {
+            event: "internal report denied",
+            allows: Caller::is_staff,
+            role_reason: "role may not see internal reports",
+            unauthorized: |parts| {
+                format!(
+                    "{} is internal: log in or send Authorization: Bearer <token>",
+                    parts.uri.path()
+                )
+            },
+            forbidden: |caller, parts| {
+                format!(
+                    "{} may not see {}: role {} does not see internal reports",
+                    caller.name,
+                    parts.uri.path(),
+                    caller.role.as_str()
+                )
+            },
+        };
+        caller_allowed(parts, state, &REFUSAL).await.map(Staff)
     }
 }
 
