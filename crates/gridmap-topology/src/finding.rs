@@ -44,7 +44,7 @@ pub struct Finding {
     /// The codes involved; the first is the unit the finding is about (the
     /// community of a gap, the grid of a spill, the building, the centre).
     pub codes: Vec<String>,
-    /// The geodesic area of `geometry` in m² for area findings; the floor area
+    /// The area of `geometry` on the ellipsoid in m² for area findings; the floor area
     /// for a service centre; `None` where no area applies.
     pub area_m2: Option<f64>,
     /// The offending area or point in CGCS2000 degrees.
