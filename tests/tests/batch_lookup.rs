@@ -263,3 +263,52 @@ async fn malformed_batches_are_client_errors() {
     assert_eq!(text.lines().count(), 2);
     assert!(text.contains("must name the columns"), "{text}");
 }
+
+/// A client that holds a large body back until the server says
+/// `100 Continue` (curl does above a megabyte) hears it at once, over a real
+/// socket, rather than waiting out its own timeout (a second for curl)
+/// because the streamed answer's head went out first.
+#[tokio::test]
+async fn a_client_waiting_for_100_continue_is_told_to_go_on() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let state = gridmap_e2e::demo_state().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = gridmap_server::app(state, None)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = tokio::task::spawn_blocking(move || {
+        let body = "id,lon,lat\n1,120.45,37.62\n";
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            socket,
+            "POST /api/v1/lookup/batch HTTP/1.1\r\nHost: gridmap.test\r\n\
+             Content-Type: text/csv\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let asked = Instant::now();
+        let mut first = [0_u8; 64];
+        let n = socket.read(&mut first).unwrap();
+        let waited = asked.elapsed();
+        let first = String::from_utf8_lossy(&first[..n]).into_owned();
+        socket.write_all(body.as_bytes()).unwrap();
+        let mut rest = String::new();
+        socket.read_to_string(&mut rest).unwrap();
+        (first, waited, rest)
+    });
+    let (first, waited, rest) = client.await.unwrap();
+    server.abort();
+    assert!(
+        first.starts_with("HTTP/1.1 100 Continue\r\n"),
+        "the first answer was {first:?}"
+    );
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    assert!(rest.contains("HTTP/1.1 200 OK"), "{rest}");
+    assert!(rest.contains("\n1,370681"), "the point's grid: {rest}");
+}

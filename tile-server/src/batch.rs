@@ -75,11 +75,13 @@ pub async fn batch(
     let content_type = match format {
         InputFormat::Csv => {
             let output = Output::new(OutputFormat::Csv, sender);
+            let body = started(body).await;
             tokio::spawn(answer_lines(body, CsvRows::new(rows), output));
             "text/csv; charset=utf-8"
         }
         InputFormat::Ndjson => {
             let output = Output::new(OutputFormat::Ndjson, sender);
+            let body = started(body).await;
             tokio::spawn(answer_lines(body, NdjsonRows(rows), output));
             "application/x-ndjson"
         }
@@ -135,15 +137,32 @@ impl InputFormat {
     }
 }
 
+/// The chunks of `body`, the first one read before the answer starts.
+///
+/// A client that sends `Expect: 100-continue` (curl does for bodies over a
+/// megabyte) holds the body back until the server says `100 Continue`,
+/// which hyper says when the body is first read, and only while no answer
+/// has begun. The answer streams as the rows are read, so without this its
+/// head went out first and such a client waited out its own timeout, a
+/// second for curl, before sending a single row.
+async fn started(body: Body) -> impl futures_util::Stream<Item = Result<Bytes, axum::Error>> {
+    let mut chunks = body.into_data_stream();
+    let first = chunks.next().await;
+    futures_util::stream::iter(first).chain(chunks)
+}
+
 /// Reads lines of the body as they arrive and answers them in order, on
 /// both cores: lines are copied into batches of [`BATCH_LINES`], each batch
 /// is answered on the blocking pool while the next is read, and answers are
 /// sent in input order. The row cap is applied as answers come back: the
 /// batch that crosses it is answered again here, row by row, so the answer
 /// ends exactly as a row-by-row reading would end it.
-async fn answer_lines<R: LineRows>(body: Body, mut reader: R, mut output: Output) {
+async fn answer_lines<R: LineRows>(
+    mut stream: impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    mut reader: R,
+    mut output: Output,
+) {
     let mut splitter = LineSplitter::default();
-    let mut stream = body.into_data_stream();
     let mut batch = LineBatch::default();
     let mut in_flight = FuturesOrdered::new();
     let mut failed_read = None;
@@ -990,7 +1009,7 @@ mod tests {
         let (sender, mut receiver) = mpsc::channel(CHANNEL_CHUNKS);
         let output = Output::new(format, sender);
         let task = tokio::spawn(answer_lines(
-            Body::from_stream(futures_util::stream::iter(chunks)),
+            Body::from_stream(futures_util::stream::iter(chunks)).into_data_stream(),
             reader,
             output,
         ));
