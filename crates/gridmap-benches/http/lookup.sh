@@ -2,7 +2,8 @@
 # HTTP single-lookup benchmark: gridmap-server's /api/v1/lookup against the same
 # server's trivial /livez (the HTTP ceiling of the machine) and against PostGIS
 # answering the same point-in-grid question through pgbench (no HTTP at all).
-# Loopback only, 64 connections, medians of RUNS runs of SECONDS each.
+# Loopback only, 64 connections, RUNS rounds in which each endpoint runs SECONDS;
+# rates are medians over the rounds, shares of the ceiling medians of per-round ratios.
 #
 # wrk runs on the same cores as the server, so the client's work per request
 # counts. The ceiling the lookups are compared with is therefore /livez driven
