@@ -122,12 +122,19 @@ async fn load_communities(pool: &PgPool, code: &str) -> Result<Vec<CommunityShap
 
 async fn load_grids(pool: &PgPool, code: &str) -> Result<Vec<GridCoverRecord>, StoreError> {
     type Row = (String, String, Vec<u8>, bool, i64);
-    // The households are summed in SQL so no building row travels for it.
+    // The households are summed in SQL so no building row travels for it,
+    // in one pass over the area's buildings (a building's code starts with
+    // its grid's): a subquery per grid or per centre depends on statistics,
+    // and right after an import, before autovacuum analyses the tables, the
+    // planner scanned every building once per service centre (1.8 s for one
+    // street of a Zibo-sized city instead of tens of milliseconds).
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT g.code, g.community_code, ST_AsBinary(g.geom),
                 coalesce(btrim(g.worker_name), '') <> '',
-                coalesce((SELECT sum(b.households) FROM buildings b WHERE b.grid_code = g.code), 0)::bigint
+                coalesce(h.households, 0)::bigint
            FROM grids g
+           LEFT JOIN (SELECT grid_code, sum(households) AS households FROM buildings
+                       WHERE starts_with(code, $1) GROUP BY grid_code) h ON h.grid_code = g.code
           WHERE starts_with(g.code, $1)
           ORDER BY g.code",
     )
@@ -178,12 +185,13 @@ async fn load_service_centres(
 ) -> Result<Vec<ServiceCentreRecord>, StoreError> {
     type Row = (String, String, Option<f64>, i64, f64, f64);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT s.code, s.community_code, s.area_m2,
-                coalesce((SELECT sum(b.households) FROM buildings b
-                           JOIN grids g ON g.code = b.grid_code
-                          WHERE g.community_code = s.community_code), 0)::bigint,
+        "SELECT s.code, s.community_code, s.area_m2, coalesce(h.households, 0)::bigint,
                 ST_X(s.geom), ST_Y(s.geom)
            FROM stations s
+           LEFT JOIN (SELECT g.community_code, sum(b.households) AS households
+                        FROM buildings b JOIN grids g ON g.code = b.grid_code
+                       WHERE starts_with(b.code, $1)
+                       GROUP BY g.community_code) h ON h.community_code = s.community_code
           WHERE s.kind = 'service_centre' AND starts_with(s.community_code, $1)
           ORDER BY s.code",
     )
