@@ -171,9 +171,21 @@ impl<T> PolygonIndex<T> {
     /// Whether item `idx` covers `(x, y)`: the exact, boundary-inclusive
     /// test, preparing every item on first use.
     fn covers(&self, idx: usize, x: f64, y: f64) -> bool {
+        self.prepared_parts().covers(idx, x, y)
+    }
+
+    fn prepared_parts(&self) -> &PreparedParts {
         self.prepared
             .get_or_init(|| PreparedParts::new(&self.items))
-            .covers(idx, x, y)
+    }
+
+    /// Prepares every item for the one-by-one tests now rather than on first
+    /// use: an index that answers [`PolygonIndex::locate_all`] on every
+    /// lookup calls it where it is built, off the request path, so the first
+    /// request after a rebuild does not pay for it. Does nothing the second
+    /// time.
+    pub fn prepare(&self) {
+        self.prepared_parts();
     }
 
     /// Calls `visit` with every item whose bounding box holds `point`. A plain
@@ -334,6 +346,27 @@ mod tests {
         assert_eq!(index.locate_all(1.0, 1.0).len(), 4);
         assert!(index.prepared.get().is_some());
         assert!(index.prepared_heap_bytes() > index.cells.heap_bytes());
+    }
+
+    #[test]
+    fn prepare_does_ahead_what_the_first_locate_all_would() {
+        let (ahead, lazy) = (index(), index());
+        ahead.prepare();
+        assert!(ahead.prepared.get().is_some());
+        let bytes = ahead.prepared_heap_bytes();
+        ahead.prepare();
+        assert_eq!(ahead.prepared_heap_bytes(), bytes);
+        let codes = |index: &PolygonIndex<()>, x, y| -> Vec<String> {
+            index
+                .locate_all(x, y)
+                .iter()
+                .map(|hit| hit.code.to_string())
+                .collect()
+        };
+        for (x, y) in [(1.0, 1.0), (0.5, 0.5), (1.5, 0.25), (2.5, 2.5)] {
+            assert_eq!(codes(&ahead, x, y), codes(&lazy, x, y));
+        }
+        assert_eq!(ahead.prepared_heap_bytes(), lazy.prepared_heap_bytes());
     }
 
     #[test]
