@@ -55,11 +55,15 @@ fn ring_area_m2(ring: &LineString<f64>) -> f64 {
             authalic_y_m(coord.y) - origin_y,
         )
     };
-    let twice: f64 = ring
-        .lines()
-        .map(|line| {
-            let (x0, y0) = projected(&line.start);
-            let (x1, y1) = projected(&line.end);
+    // Each vertex is projected once (a logarithm each) and paired with the
+    // one before it; the ring is closed, so the last pair closes it.
+    let mut points = ring.0.iter().map(projected);
+    let Some(mut previous) = points.next() else {
+        return 0.0;
+    };
+    let twice: f64 = points
+        .map(|(x1, y1)| {
+            let (x0, y0) = std::mem::replace(&mut previous, (x1, y1));
             x0 * y1 - x1 * y0
         })
         .sum();
