@@ -20,6 +20,7 @@
 //!  ORDER BY code LIMIT 1;
 //! ```
 
+mod candidate_cells;
 mod cell_index;
 pub mod geodesic;
 pub mod local_metres;

@@ -12,6 +12,7 @@
 //! with an error bound and measured exactly (Karney's method, the costly
 //! part of a lookup) only when a bound leaves the outcome open.
 
+use crate::candidate_cells::{CandidateCells, Cell, Listing};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -30,7 +31,19 @@ pub struct NodeSnap {
     vectors: Vec<[f64; 3]>,
     tree: RTree<GeomWithData<[f64; 2], usize>>,
     lon_scale: f64,
+    /// The nodes in the tree's plane (longitude scaled), by node number.
+    plane: Vec<[f64; 2]>,
+    /// Per cell of a grid over the plane, the nodes that can be among the
+    /// [`CANDIDATES`] nearest somewhere in the cell.
+    cells: Option<CandidateCells>,
 }
+
+/// Nodes per top cell (crowded cells are cut further).
+const NODES_PER_CELL: usize = 4;
+/// At most this many top cells.
+const MAX_CELLS: usize = 1 << 20;
+/// A cell with more candidates than this is cut in four.
+const MAX_CELL_CANDIDATES: usize = 32;
 
 /// A node near the point, with its geodesic distance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,23 +64,111 @@ impl NodeSnap {
             nodes.iter().map(|coord| coord.y).sum::<f64>() / nodes.len() as f64
         };
         let lon_scale = mean_latitude.to_radians().cos();
+        let plane: Vec<[f64; 2]> = nodes
+            .iter()
+            .map(|coord| [coord.x * lon_scale, coord.y])
+            .collect();
         let tree = RTree::bulk_load(
-            nodes
+            plane
                 .iter()
                 .enumerate()
-                .map(|(id, coord)| GeomWithData::new([coord.x * lon_scale, coord.y], id))
+                .map(|(id, point)| GeomWithData::new(*point, id))
                 .collect(),
         );
         let vectors = nodes
             .iter()
             .map(|coord| unit_vector(coord.x, coord.y))
             .collect();
-        Self {
+        let mut snap = Self {
             nodes,
             vectors,
             tree,
             lon_scale,
+            plane,
+            cells: None,
+        };
+        snap.cells = snap.candidate_cells();
+        snap
+    }
+
+    /// Lists, per cell of a grid over the nodes' plane extent (widened by a
+    /// tenth on each side), every node within `d + 2r` of the cell's centre,
+    /// where `d` is the distance from the centre to its [`CANDIDATES`]th
+    /// nearest node and `r` the cell's half diagonal (see [`CandidateCells`]):
+    /// the nearest nodes of any point in the cell are among them.
+    fn candidate_cells(&self) -> Option<CandidateCells> {
+        if self.plane.len() < CANDIDATES {
+            return None;
         }
+        let mut bounds = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for point in &self.plane {
+            bounds = [
+                bounds[0].min(point[0]),
+                bounds[1].min(point[1]),
+                bounds[2].max(point[0]),
+                bounds[3].max(point[1]),
+            ];
+        }
+        let margin = [0.1 * (bounds[2] - bounds[0]), 0.1 * (bounds[3] - bounds[1])];
+        bounds = [
+            bounds[0] - margin[0],
+            bounds[1] - margin[1],
+            bounds[2] + margin[0],
+            bounds[3] + margin[1],
+        ];
+        let target = (self.plane.len() / NODES_PER_CELL).clamp(1, MAX_CELLS);
+        CandidateCells::build(bounds, target, MAX_CELL_CANDIDATES, |cell| {
+            self.cell_candidates(cell)
+        })
+    }
+
+    fn cell_candidates(&self, cell: Cell) -> Listing {
+        let centre = cell.centre();
+        let nearest = nearest_nodes(&self.tree, centre);
+        let farthest_2 = nearest.found[CANDIDATES - 1].0;
+        // Half the diagonal, widened for the rounding of the distances and
+        // of a query's placement in the cell.
+        let reach = 0.5 * (cell.east - cell.west).hypot(cell.north - cell.south);
+        let within = (farthest_2.sqrt() + 2.0 * reach) * (1.0 + 1e-9) + 1e-12;
+        let mut listed: Vec<u32> = self
+            .tree
+            .locate_within_distance(centre, within * within)
+            .map(|entry| entry.data as u32)
+            .collect();
+        listed.sort_unstable();
+        Listing::Listed(listed)
+    }
+
+    /// The [`CANDIDATES`] nodes nearest to `point` in the tree's plane, as
+    /// [`nearest_nodes`] finds them, from the point's cell where it lists them.
+    fn nearest(&self, point: Coord<f64>) -> NearestNodes {
+        let query = [point.x * self.lon_scale, point.y];
+        match self
+            .cells
+            .as_ref()
+            .and_then(|cells| cells.candidates(query[0], query[1]))
+        {
+            Some(listed) => {
+                let mut nearest = NearestNodes::empty();
+                for &node in listed {
+                    let node = node as usize;
+                    nearest.offer(self.plane[node].distance_2(&query), node);
+                }
+                nearest
+            }
+            None => nearest_nodes(&self.tree, query),
+        }
+    }
+
+    /// Heap bytes of the candidate cells (the tree and nodes not counted).
+    #[must_use]
+    pub fn cell_heap_bytes(&self) -> usize {
+        self.cells.as_ref().map_or(0, CandidateCells::heap_bytes)
     }
 
     /// The nodes `WalkGraph::snap_ties(point, slack_m)` returns, in the same
@@ -81,7 +182,7 @@ impl NodeSnap {
     #[must_use]
     pub fn ties_within(&self, point: Coord<f64>, slack_m: f64, limit_m: f64) -> Vec<NodeDistance> {
         let query = unit_vector(point.x, point.y);
-        let nearest = nearest_nodes(&self.tree, [point.x * self.lon_scale, point.y]);
+        let nearest = self.nearest(point);
         // The candidates measured (estimated), in the order of `nearest`.
         let mut measured = [None::<(usize, GeodesicDistance)>; CANDIDATES];
         // The least upper bound on the nearest distance so far.
@@ -157,10 +258,7 @@ impl NodeSnap {
 /// equally near nodes does not depend on the tree's layout.
 #[must_use]
 pub fn nearest_nodes(tree: &RTree<GeomWithData<[f64; 2], usize>>, query: [f64; 2]) -> NearestNodes {
-    let mut nearest = NearestNodes {
-        found: [(f64::INFINITY, usize::MAX); CANDIDATES],
-        len: 0,
-    };
+    let mut nearest = NearestNodes::empty();
     nearest.descend(tree.root(), &query);
     nearest
 }
@@ -174,6 +272,13 @@ pub struct NearestNodes {
 }
 
 impl NearestNodes {
+    fn empty() -> Self {
+        Self {
+            found: [(f64::INFINITY, usize::MAX); CANDIDATES],
+            len: 0,
+        }
+    }
+
     /// The node numbers, nearest first.
     pub fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
         self.found[..self.len].iter().map(|&(_, node)| node)
@@ -271,5 +376,58 @@ mod tests {
         }
         let empty = RTree::new();
         assert_eq!(nearest_nodes(&empty, [0.0, 0.0]).nodes().count(), 0);
+    }
+
+    #[test]
+    fn cells_find_the_nodes_the_tree_finds() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        // A street lattice in town (equal distances), a dense knot, and
+        // scattered rural nodes.
+        let mut nodes: Vec<Coord<f64>> = (0..1600)
+            .map(|i| Coord {
+                x: 120.40 + f64::from(i % 40) * 0.0005,
+                y: 37.60 + f64::from(i / 40) * 0.0004,
+            })
+            .collect();
+        nodes.extend((0..300).map(|_| Coord {
+            x: 120.41 + rng.gen_range(0.0..0.0002),
+            y: 37.61 + rng.gen_range(0.0..0.0002),
+        }));
+        nodes.extend((0..600).map(|_| Coord {
+            x: rng.gen_range(120.0..121.0),
+            y: rng.gen_range(37.3..38.0),
+        }));
+        let snap = NodeSnap::new(nodes.clone());
+        assert!(snap.cell_heap_bytes() > 0);
+        let cells = snap.cells.as_ref().unwrap();
+        let (mut listed, mut queries) = (0, 0);
+        for _ in 0..20_000 {
+            let random = Coord {
+                x: rng.gen_range(119.9..121.1),
+                y: rng.gen_range(37.2..38.1),
+            };
+            let town = Coord {
+                x: rng.gen_range(120.39..120.43),
+                y: rng.gen_range(37.59..37.62),
+            };
+            let on_node = nodes[rng.gen_range(0..nodes.len())];
+            let between = Coord {
+                x: on_node.x + 0.00025,
+                y: on_node.y,
+            };
+            for point in [random, town, on_node, between] {
+                queries += 1;
+                let query = [point.x * snap.lon_scale, point.y];
+                listed += usize::from(cells.candidates(query[0], query[1]).is_some());
+                let by_cells: Vec<usize> = snap.nearest(point).nodes().collect();
+                let by_tree: Vec<usize> = nearest_nodes(&snap.tree, query).nodes().collect();
+                assert_eq!(by_cells, by_tree, "{point:?}");
+            }
+        }
+        assert!(listed * 10 > queries * 7, "{listed} of {queries}");
+        // Too few nodes for a list of candidates: the tree answers.
+        let few = NodeSnap::new(nodes[..CANDIDATES - 1].to_vec());
+        assert_eq!(few.cell_heap_bytes(), 0);
+        assert_eq!(few.nearest(nodes[0]).nodes().count(), CANDIDATES - 1);
     }
 }

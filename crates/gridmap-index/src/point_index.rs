@@ -10,6 +10,7 @@
 //! exactly (Karney's method on WGS84, as PostGIS measures `geography`) only
 //! where the bounds of two candidates overlap.
 
+use crate::candidate_cells::{CandidateCells, Cell, Listing};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -52,10 +53,25 @@ pub struct PointIndex<T> {
     /// The unit vectors in item order, scanned directly when there are few
     /// (measured: the tree walk wins from a few dozen points on).
     vectors: Vec<[f64; 3]>,
+    /// Per cell of a grid over the points (in degrees), the points that can
+    /// be nearest somewhere in the cell; `None` up to [`SCAN_UP_TO`] points.
+    cells: Option<CandidateCells>,
 }
 
 /// Up to this many points, [`PointIndex::nearest`] scans instead of walking the tree.
 const SCAN_UP_TO: usize = 32;
+/// Top cells per indexed point (crowded ones are cut further).
+const CELLS_PER_POINT: usize = 1;
+/// At most this many top cells.
+const MAX_CELLS: usize = 1 << 20;
+/// A cell with more candidates than this is cut in four.
+const MAX_CELL_CANDIDATES: usize = 16;
+/// A cell wider or taller than this (degrees) is cut in four, and one
+/// reaching beyond [`CELL_LATITUDE_LIMIT`] walks the tree: the bound on the
+/// distance from a cell's centre (its farthest corner, widened) is meant for
+/// small cells.
+const MAX_CELL_DEGREES: f64 = 0.5;
+const CELL_LATITUDE_LIMIT: f64 = 80.0;
 
 impl<T> PointIndex<T> {
     /// Builds the index in one bulk load. On equal distances the point given
@@ -71,11 +87,89 @@ impl<T> PointIndex<T> {
             .enumerate()
             .map(|(idx, vector)| GeomWithData::new(*vector, idx))
             .collect();
-        Self {
+        let mut index = Self {
             items,
             tree: RTree::bulk_load(entries),
             vectors,
+            cells: None,
+        };
+        if index.items.len() > SCAN_UP_TO {
+            index.cells = index.candidate_cells();
         }
+        index
+    }
+
+    /// Lists, per cell of a grid over the points' extent (widened by a tenth
+    /// on each side), every point within `d + 2r` of the cell's centre, where
+    /// `d` bounds the distance from the centre to its nearest point and `r`
+    /// the distance from the centre to any point of the cell (see
+    /// [`CandidateCells`]); the list is ordered by the chord from the centre,
+    /// so the likely answer is measured first and prunes the rest.
+    fn candidate_cells(&self) -> Option<CandidateCells> {
+        let mut bounds = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for item in &self.items {
+            bounds = [
+                bounds[0].min(item.lon),
+                bounds[1].min(item.lat),
+                bounds[2].max(item.lon),
+                bounds[3].max(item.lat),
+            ];
+        }
+        let margin = [0.1 * (bounds[2] - bounds[0]), 0.1 * (bounds[3] - bounds[1])];
+        bounds = [
+            bounds[0] - margin[0],
+            (bounds[1] - margin[1]).max(-90.0),
+            bounds[2] + margin[0],
+            (bounds[3] + margin[1]).min(90.0),
+        ];
+        let target = (self.items.len() * CELLS_PER_POINT).min(MAX_CELLS);
+        CandidateCells::build(bounds, target, MAX_CELL_CANDIDATES, |cell| {
+            self.cell_candidates(cell)
+        })
+    }
+
+    fn cell_candidates(&self, cell: Cell) -> Listing {
+        if cell.south < -CELL_LATITUDE_LIMIT || cell.north > CELL_LATITUDE_LIMIT {
+            return Listing::Tree;
+        }
+        if cell.east - cell.west > MAX_CELL_DEGREES || cell.north - cell.south > MAX_CELL_DEGREES {
+            return Listing::Cut;
+        }
+        let [lon, lat] = cell.centre();
+        let centre = Coord { x: lon, y: lat };
+        // The farthest point of a small cell from its centre is a corner; the
+        // widening covers the curvature of its edges and a query placed in
+        // the cell by a rounding step from beyond its edge.
+        let reach_m = cell
+            .corners()
+            .iter()
+            .map(|&[x, y]| GeodesicDistance::between(centre, Coord { x, y }).high_m())
+            .fold(0.0, f64::max)
+            * 1.01
+            + 0.01;
+        let Some(nearest) = self.nearest_by_tree(lon, lat) else {
+            return Listing::Tree;
+        };
+        let nearest_m = nearest.distance.high_m();
+        let centre_vector = unit_vector(lon, lat);
+        let mut listed: Vec<(f64, u32)> = self
+            .tree
+            .locate_within_distance(centre_vector, chord_2_beyond(nearest_m + 2.0 * reach_m))
+            .map(|entry| (entry.geom().distance_2(&centre_vector), entry.data as u32))
+            .collect();
+        listed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        Listing::Listed(listed.into_iter().map(|(_, idx)| idx).collect())
+    }
+
+    /// Heap bytes of the candidate cells (the tree and items not counted).
+    #[must_use]
+    pub fn cell_heap_bytes(&self) -> usize {
+        self.cells.as_ref().map_or(0, CandidateCells::heap_bytes)
     }
 
     #[must_use]
@@ -99,22 +193,49 @@ impl<T> PointIndex<T> {
     /// ([`GeodesicDistance`]) decide only where their error bounds cannot
     /// change the outcome, and two candidates whose bounds overlap are
     /// measured exactly.
+    ///
+    /// Where the point's cell lists its candidates, only those are measured
+    /// (the same comparisons on a set that holds the answer).
     #[must_use]
     pub fn nearest(&self, lon: f64, lat: f64) -> Option<NearestPoint<'_, T>> {
-        let mut search = Search {
+        let mut search = self.search(lon, lat);
+        if self.vectors.len() <= SCAN_UP_TO {
+            for (idx, vector) in self.vectors.iter().enumerate() {
+                search.offer(idx, vector);
+            }
+        } else if let Some(listed) = self
+            .cells
+            .as_ref()
+            .and_then(|cells| cells.candidates(lon, lat))
+        {
+            for &idx in listed {
+                let idx = idx as usize;
+                search.offer(idx, &self.vectors[idx]);
+            }
+        } else {
+            search.descend(self.tree.root());
+        }
+        self.found(search)
+    }
+
+    /// [`Self::nearest`] by walking the tree, whatever the cells hold.
+    fn nearest_by_tree(&self, lon: f64, lat: f64) -> Option<NearestPoint<'_, T>> {
+        let mut search = self.search(lon, lat);
+        search.descend(self.tree.root());
+        self.found(search)
+    }
+
+    fn search(&self, lon: f64, lat: f64) -> Search<'_, T> {
+        Search {
             items: &self.items,
             query: Coord { x: lon, y: lat },
             query_vector: unit_vector(lon, lat),
             best: None,
             bound_2: f64::INFINITY,
-        };
-        if self.vectors.len() <= SCAN_UP_TO {
-            for (idx, vector) in self.vectors.iter().enumerate() {
-                search.offer(idx, vector);
-            }
-        } else {
-            search.descend(self.tree.root());
         }
+    }
+
+    fn found(&self, search: Search<'_, T>) -> Option<NearestPoint<'_, T>> {
         let (idx, distance) = search.best?;
         Some(NearestPoint {
             point: &self.items[idx],
@@ -253,6 +374,43 @@ mod tests {
                 assert_eq!(by_tree.distance_m(), by_scan.distance_m());
             }
         }
+    }
+
+    #[test]
+    fn cells_answer_as_the_tree_does() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        // A dense town, a sparse county around it, and a few duplicates.
+        let mut points: Vec<(f64, f64)> = (0..300)
+            .map(|_| (rng.gen_range(120.40..120.45), rng.gen_range(37.60..37.64)))
+            .collect();
+        points.extend((0..200).map(|_| (rng.gen_range(120.0..121.0), rng.gen_range(37.2..38.0))));
+        points.extend_from_within(0..20);
+        let index = index(&points);
+        assert!(index.cell_heap_bytes() > 0);
+        let (mut listed, mut queries) = (0, 0);
+        for _ in 0..20_000 {
+            let (lon, lat) = (rng.gen_range(119.8..121.2), rng.gen_range(37.0..38.2));
+            // Also exactly on a station and halfway between two.
+            let (a, b) = (
+                points[rng.gen_range(0..points.len())],
+                points[rng.gen_range(0..points.len())],
+            );
+            for (lon, lat) in [(lon, lat), a, (0.5 * (a.0 + b.0), 0.5 * (a.1 + b.1))] {
+                queries += 1;
+                let by_cells = index.nearest(lon, lat).unwrap();
+                let by_tree = index.nearest_by_tree(lon, lat).unwrap();
+                assert_eq!(
+                    by_cells.point.payload, by_tree.point.payload,
+                    "({lon}, {lat})"
+                );
+                assert_eq!(by_cells.distance_m(), by_tree.distance_m());
+                let cells = index.cells.as_ref().unwrap();
+                listed += usize::from(cells.candidates(lon, lat).is_some());
+            }
+        }
+        // Most queries read a cell's list rather than the tree.
+        assert!(listed * 10 > queries * 8, "{listed} of {queries}");
     }
 
     /// The nearest point by exact geodesic distances, ties to the first.
