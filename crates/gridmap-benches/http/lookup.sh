@@ -49,9 +49,20 @@ curl -sf -o /dev/null "http://127.0.0.1:$port/tiles/service_circles/14/13600/634
 sleep 2
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-wrk_once() { # url [script] [header] -> requests/s, p99 latency (ms)
-  wrk -t2 -c"$connections" -d"${seconds}s" --latency ${2:+-s "$2"} ${3:+-H "$3"} "$1" |
-    awk '/Requests\/sec/ { rate = $2 } /^ +99%/ { p = $2; if (p ~ /us$/) { sub(/us/, "", p); p /= 1000 } else if (p ~ /ms$/) { sub(/ms/, "", p) } else if (p ~ /s$/) { sub(/s/, "", p); p *= 1000 } } END { print rate, p }'
+ticks=$(getconf CLK_TCK)
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+# Besides the rate and p99, each run reports the CPU time the server and wrk
+# spent per request (the server's from /proc, wrk's from the shell's `time`):
+# on a machine whose speed drifts between minutes, CPU per request drifts
+# less than the rate, and it tells whose work a slower endpoint adds.
+wrk_once() { # url [script] [header] -> requests/s, p99 latency (ms), server and wrk CPU per request (us)
+  local before after
+  before=$(server_ticks)
+  { TIMEFORMAT='cpu %U %S'; time wrk -t2 -c"$connections" -d"${seconds}s" --latency ${2:+-s "$2"} ${3:+-H "$3"} "$1"; } 2>&1 |
+    { cat; after=$(server_ticks); echo "server $((after - before))"; } |
+    awk -v hz="$ticks" '/requests in/ { n = $1 } /Requests\/sec/ { rate = $2 } /^cpu / { wrk = $2 + $3 } /^server / { server = $2 / hz }
+      /^ +99%/ { p = $2; if (p ~ /us$/) { sub(/us/, "", p); p /= 1000 } else if (p ~ /ms$/) { sub(/ms/, "", p) } else if (p ~ /s$/) { sub(/s/, "", p); p *= 1000 } }
+      END { printf "%s %s %.2f %.2f\n", rate, p, 1e6 * server / n, 1e6 * wrk / n }'
 }
 
 # The endpoints take turns within each round, so a minute when the machine is
@@ -128,6 +139,19 @@ if [[ -n "$keyed" ]]; then
     "$(echo -n "$keyed" | awk '{ print $1 }' | median)" "$(echo -n "$keyed" | awk '{ print $2 }' | median)"
 fi
 printf '  PostGIS via pgbench        %10.0f q/s\n' "$pg_rate"
+cpu_line() { # label, wrk_once lines -> median CPU per request, and the ceiling's total over this one's
+  local server_us wrk_us
+  server_us=$(echo -n "$2" | awk '{ print $3 }' | median)
+  wrk_us=$(echo -n "$2" | awk '{ print $4 }' | median)
+  awk -v l="$1" -v s="$server_us" -v w="$wrk_us" -v cs="$3" -v cw="$4" \
+    'BEGIN { printf "  %-26s server %5.1f us  wrk %5.1f us  total %5.1f us   ceiling/total %3.0f%%\n", l, s, w, s + w, 100 * (cs + cw) / (s + w) }'
+}
+echo "CPU per request (medians; two cores give 2e6 us of CPU a second):"
+ceiling_server=$(echo -n "$livez_lua" | awk '{ print $3 }' | median)
+ceiling_wrk=$(echo -n "$livez_lua" | awk '{ print $4 }' | median)
+cpu_line "ceiling" "$livez_lua" "$ceiling_server" "$ceiling_wrk"
+cpu_line "full" "$lookup" "$ceiling_server" "$ceiling_wrk"
+cpu_line "fields=grid" "$grid_only" "$ceiling_server" "$ceiling_wrk"
 echo "Open loop at $offered req/s (1.5x PostGIS unless RATE is set), latency from when each request was due:"
 open_line() { # label, tile-load lines
   printf '  %-26s achieved %6.0f req/s   p50 %.2f ms   p99 %.2f ms   %s non-200\n' "$1" \
