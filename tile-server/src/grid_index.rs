@@ -327,10 +327,16 @@ impl WalkingIndex {
                 (infos, distances, origins)
             })
             .collect();
+        let started = Instant::now();
         let snap = gridmap_index::NodeSnap::new(
             (0..graph.node_count())
                 .map(|node| graph.node(node))
                 .collect(),
+        );
+        tracing::debug!(
+            nodes = graph.node_count(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "road nodes indexed for snapping"
         );
         Some(Self { snap, by_kind })
     }
@@ -415,6 +421,22 @@ impl StationIndex {
     #[must_use]
     pub fn len(&self) -> usize {
         self.by_kind.iter().map(|(_, index)| index.len()).sum()
+    }
+
+    /// Heap bytes of the per-cell candidate lists of the station and road
+    /// node indexes.
+    #[must_use]
+    pub fn candidate_cell_bytes(&self) -> usize {
+        let stations: usize = self
+            .by_kind
+            .iter()
+            .map(|(_, index)| index.cell_heap_bytes())
+            .sum();
+        stations
+            + self
+                .walking
+                .as_ref()
+                .map_or(0, |walking| walking.snap.cell_heap_bytes())
     }
 
     #[must_use]
@@ -798,7 +820,11 @@ async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreEr
         .collect();
     let roads = gridmap_store::circle_queries::load_roads(pool, None, 0.0).await?;
     let index = StationIndex::new(&stations, &roads);
-    tracing::info!(stations = index.len(), "station index built");
+    tracing::info!(
+        stations = index.len(),
+        candidate_cell_bytes = index.candidate_cell_bytes(),
+        "station index built"
+    );
     Ok(index)
 }
 

@@ -14,7 +14,8 @@
 //! Points are rarely spread evenly (a town's streets, then open country), so
 //! a cell whose list would be long is cut in four, and so on for a few
 //! levels; a cell still too crowded at the last level keeps no list, and its
-//! queries walk the tree as before, as do queries outside the grid.
+//! queries walk the tree as before, as do queries outside the grid and cells
+//! listed after the lists' memory budget is spent.
 
 /// Cells of a grid over a rectangle of some plane (degrees, or
 /// longitude-scaled degrees), each with its candidates or cut in four.
@@ -39,16 +40,35 @@ const TREE: Span = (u32::MAX, u32::MAX);
 const CUT: u32 = u32::MAX - 1;
 /// Cells are cut at most this many times (a quarter of a quarter …).
 const MAX_DEPTH: u32 = 7;
+/// At most this many listed points in all (64 MB); a Zibo-sized city's road
+/// nodes take about 6 million.
+const MAX_IDS: usize = 1 << 24;
 
 /// What the function that lists a cell's candidates answers.
 #[derive(Debug)]
 pub(crate) enum Listing {
     /// The candidates (cut in four if more than allowed).
     Listed(Vec<u32>),
+    /// The candidates of a cell whose answers lie far beyond it (a field
+    /// beside a town): cutting it shortens the list only in proportion to
+    /// the cell's side (the list is the ring between the nearest distance
+    /// and that plus `2r`) while it makes four times the cells, so a long
+    /// list is kept up to a limit and cut only beyond it.
+    Far(Vec<u32>),
     /// The cell is too large to bound: cut it in four.
     Cut,
     /// Never listed: its queries walk the tree.
     Tree,
+}
+
+/// How long a cell's list may grow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// A longer list is cut in four …
+    pub cut_above: usize,
+    /// … unless it is far ([`Listing::Far`]) or at the last level: then it
+    /// is kept up to this long (and a far one longer than this is cut).
+    pub keep_up_to: usize,
 }
 
 /// One cell handed to the function that lists its candidates.
@@ -114,14 +134,16 @@ impl Cell {
 impl CandidateCells {
     /// Cuts `bounds` (west, south, east, north) into about `target_cells`
     /// square-ish cells (at least one) and lists each cell's candidates with
-    /// `list`; a cell whose list is longer than `max_candidates`, or for
-    /// which `list` answers [`Listing::Cut`], is cut in four.
+    /// `list`; a cell whose list is longer than `limits.cut_above` (or
+    /// `limits.keep_up_to` for [`Listing::Far`]), or for which `list`
+    /// answers [`Listing::Cut`], is cut in four; at the last level it keeps
+    /// a list up to `limits.keep_up_to` long, else walks the tree.
     /// `None` when the bounds are empty or not finite, or when the lists
     /// would not fit `u32` positions.
     pub fn build(
         bounds: [f64; 4],
         target_cells: usize,
-        max_candidates: usize,
+        limits: Limits,
         mut list: impl FnMut(Cell) -> Listing,
     ) -> Option<Self> {
         let [west, south, east, north] = bounds;
@@ -147,7 +169,7 @@ impl CandidateCells {
         for row in 0..rows {
             for column in 0..columns {
                 let cell = cells.top_cell(column, row);
-                let span = cells.fill(cell, 0, max_candidates, &mut list)?;
+                let span = cells.fill(cell, 0, limits, &mut list)?;
                 cells.spans[row * columns + column] = span;
             }
         }
@@ -170,31 +192,51 @@ impl CandidateCells {
         &mut self,
         cell: Cell,
         depth: u32,
-        max_candidates: usize,
+        limits: Limits,
         list: &mut impl FnMut(Cell) -> Listing,
     ) -> Option<Span> {
+        if self.ids.len() >= MAX_IDS {
+            return Some(TREE);
+        }
         match list(cell) {
             Listing::Tree => Some(TREE),
-            Listing::Listed(listed) if listed.len() <= max_candidates => {
-                let start = u32::try_from(self.ids.len()).ok()?;
-                self.ids.extend_from_slice(&listed);
-                let end = u32::try_from(self.ids.len()).ok()?;
-                (end < CUT).then_some((start, end))
+            Listing::Listed(listed) | Listing::Far(listed) if listed.len() <= limits.cut_above => {
+                self.push_list(&listed)
             }
-            _ if depth == MAX_DEPTH => Some(TREE),
-            _ => {
+            Listing::Far(listed) if listed.len() <= limits.keep_up_to => self.push_list(&listed),
+            Listing::Listed(listed) if depth == MAX_DEPTH => self.keep_or_tree(&listed, limits),
+            Listing::Far(_) | Listing::Cut if depth == MAX_DEPTH => Some(TREE),
+            Listing::Listed(_) | Listing::Far(_) | Listing::Cut => {
                 let base = u32::try_from(self.spans.len())
                     .ok()
                     .filter(|&base| base < CUT)?;
                 self.spans.extend([TREE; 4]);
                 for position in 0..4 {
-                    let span =
-                        self.fill(cell.quarter(position), depth + 1, max_candidates, list)?;
+                    let span = self.fill(cell.quarter(position), depth + 1, limits, list)?;
                     self.spans[base as usize + position] = span;
                 }
                 Some((CUT, base))
             }
         }
+    }
+
+    fn keep_or_tree(&mut self, listed: &[u32], limits: Limits) -> Option<Span> {
+        if listed.len() <= limits.keep_up_to {
+            self.push_list(listed)
+        } else {
+            Some(TREE)
+        }
+    }
+
+    fn push_list(&mut self, listed: &[u32]) -> Option<Span> {
+        // Past the budget, cells walk the tree rather than grow the lists.
+        if self.ids.len() + listed.len() > MAX_IDS {
+            return Some(TREE);
+        }
+        let start = u32::try_from(self.ids.len()).ok()?;
+        self.ids.extend_from_slice(listed);
+        let end = u32::try_from(self.ids.len()).ok()?;
+        (end < CUT).then_some((start, end))
     }
 
     /// The candidates of the cell holding `(x, y)`, or `None` outside the
@@ -240,11 +282,20 @@ impl CandidateCells {
 mod tests {
     use super::*;
 
+    const ONE: Limits = Limits {
+        cut_above: 1,
+        keep_up_to: 1,
+    };
+    const TWO: Limits = Limits {
+        cut_above: 2,
+        keep_up_to: 2,
+    };
+
     #[test]
     fn a_point_finds_the_list_of_its_cell_and_none_outside() {
         // One candidate per unit square of the cell; the top-right cell
         // (3..4, 1..2) cannot be bounded at all.
-        let cells = CandidateCells::build([0.0, 0.0, 4.0, 2.0], 8, 1, |cell| {
+        let cells = CandidateCells::build([0.0, 0.0, 4.0, 2.0], 8, ONE, |cell| {
             let [x, y] = cell.centre();
             if x > 3.0 && y > 1.0 {
                 return Listing::Cut;
@@ -262,18 +313,40 @@ mod tests {
         assert_eq!(cells.candidates(-0.1, 0.5), None);
         assert_eq!(cells.candidates(4.1, 0.5), None);
         assert_eq!(cells.candidates(f64::NAN, 0.5), None);
-        assert!(CandidateCells::build([1.0, 0.0, 0.0, 1.0], 8, 1, |_| Listing::Tree).is_none());
+        assert!(CandidateCells::build([1.0, 0.0, 0.0, 1.0], 8, ONE, |_| Listing::Tree).is_none());
         // A single point still gets a cell.
-        let point = CandidateCells::build([5.0, 5.0, 5.0, 5.0], 8, 1, |_| Listing::Listed(vec![7]))
-            .unwrap();
+        let point =
+            CandidateCells::build([5.0, 5.0, 5.0, 5.0], 8, ONE, |_| Listing::Listed(vec![7]))
+                .unwrap();
         assert_eq!(point.candidates(5.0, 5.0), Some(&[7][..]));
+    }
+
+    #[test]
+    fn a_far_cell_keeps_a_longer_list_and_is_cut_only_beyond_it() {
+        // Far cells list 3 candidates per unit square: a 1 x 1 cell keeps its
+        // 3 (more than `cut_above`, within `keep_up_to`); a 2 x 2 cell lists
+        // 12 and is cut into four 1 x 1 cells that keep 3 each.
+        let limits = Limits {
+            cut_above: 1,
+            keep_up_to: 4,
+        };
+        let far = |cell: Cell| {
+            let side = (cell.east - cell.west).round() as usize;
+            Listing::Far(vec![cell.centre()[0] as u32; 3 * side * side])
+        };
+        let small = CandidateCells::build([0.0, 0.0, 1.0, 1.0], 1, limits, far).unwrap();
+        assert_eq!(small.candidates(0.5, 0.5), Some(&[0, 0, 0][..]));
+        assert_eq!(small.spans.len(), 1);
+        let large = CandidateCells::build([0.0, 0.0, 2.0, 2.0], 1, limits, far).unwrap();
+        assert_eq!(large.candidates(1.5, 0.5), Some(&[1, 1, 1][..]));
+        assert_eq!(large.spans.len(), 1 + 4);
     }
 
     #[test]
     fn a_crowded_cell_is_cut_into_quarters_that_list_fewer() {
         // Two candidates per 0.25 x 0.25 of a cell's extent: top cells of 1 x 1
         // list 32 and are cut twice; each quarter of a quarter lists 2.
-        let cells = CandidateCells::build([0.0, 0.0, 2.0, 1.0], 2, 2, |cell| {
+        let cells = CandidateCells::build([0.0, 0.0, 2.0, 1.0], 2, TWO, |cell| {
             let [x, y] = cell.centre();
             let quarters = ((cell.east - cell.west) / 0.25).round() as usize;
             Listing::Listed(vec![(100.0 * x + y) as u32; 2 * quarters * quarters])

@@ -10,7 +10,7 @@
 //! exactly (Karney's method on WGS84, as PostGIS measures `geography`) only
 //! where the bounds of two candidates overlap.
 
-use crate::candidate_cells::{CandidateCells, Cell, Listing};
+use crate::candidate_cells::{CandidateCells, Cell, Limits, Listing};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -64,8 +64,13 @@ const SCAN_UP_TO: usize = 32;
 const CELLS_PER_POINT: usize = 1;
 /// At most this many top cells.
 const MAX_CELLS: usize = 1 << 20;
-/// A cell with more candidates than this is cut in four.
-const MAX_CELL_CANDIDATES: usize = 16;
+/// A cell with more candidates than 16 is cut in four, unless cutting would
+/// barely shorten its list; then it keeps up to 64 (ordered by distance from
+/// the centre, most are pruned by their chord alone).
+const CELL_LIMITS: Limits = Limits {
+    cut_above: 16,
+    keep_up_to: 64,
+};
 /// A cell wider or taller than this (degrees) is cut in four, and one
 /// reaching beyond [`CELL_LATITUDE_LIMIT`] walks the tree: the bound on the
 /// distance from a cell's centre (its farthest corner, widened) is meant for
@@ -120,7 +125,10 @@ impl<T> PointIndex<T> {
                 bounds[3].max(item.lat),
             ];
         }
-        let margin = [0.1 * (bounds[2] - bounds[0]), 0.1 * (bounds[3] - bounds[1])];
+        let margin = [
+            0.25 * (bounds[2] - bounds[0]),
+            0.25 * (bounds[3] - bounds[1]),
+        ];
         bounds = [
             bounds[0] - margin[0],
             (bounds[1] - margin[1]).max(-90.0),
@@ -128,7 +136,7 @@ impl<T> PointIndex<T> {
             (bounds[3] + margin[1]).min(90.0),
         ];
         let target = (self.items.len() * CELLS_PER_POINT).min(MAX_CELLS);
-        CandidateCells::build(bounds, target, MAX_CELL_CANDIDATES, |cell| {
+        CandidateCells::build(bounds, target, CELL_LIMITS, |cell| {
             self.cell_candidates(cell)
         })
     }
@@ -163,7 +171,14 @@ impl<T> PointIndex<T> {
             .map(|entry| (entry.geom().distance_2(&centre_vector), entry.data as u32))
             .collect();
         listed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        Listing::Listed(listed.into_iter().map(|(_, idx)| idx).collect())
+        let listed = listed.into_iter().map(|(_, idx)| idx).collect::<Vec<_>>();
+        // Where the nearest point lies farther than twice the cell's size,
+        // halving it shrinks the bound by less than a fifth.
+        if nearest_m > 4.0 * reach_m {
+            Listing::Far(listed)
+        } else {
+            Listing::Listed(listed)
+        }
     }
 
     /// Heap bytes of the candidate cells (the tree and items not counted).
