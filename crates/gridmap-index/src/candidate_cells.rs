@@ -44,6 +44,28 @@ const MAX_DEPTH: u32 = 7;
 /// nodes take about 6 million.
 const MAX_IDS: usize = 1 << 24;
 
+/// The bounding box (west, south, east, north) of `points`, widened on each
+/// side by `fraction` of its width and height, so queries a little beyond
+/// the outermost points still find a cell.
+pub(crate) fn widened_bounds(points: impl Iterator<Item = [f64; 2]>, fraction: f64) -> [f64; 4] {
+    let [west, south, east, north] = points.fold(
+        [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ],
+        |[west, south, east, north], [x, y]| [west.min(x), south.min(y), east.max(x), north.max(y)],
+    );
+    let (x_margin, y_margin) = (fraction * (east - west), fraction * (north - south));
+    [
+        west - x_margin,
+        south - y_margin,
+        east + x_margin,
+        north + y_margin,
+    ]
+}
+
 /// What the function that lists a cell's candidates answers.
 #[derive(Debug)]
 pub(crate) enum Listing {

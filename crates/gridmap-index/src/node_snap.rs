@@ -12,7 +12,7 @@
 //! with an error bound and measured exactly (Karney's method, the costly
 //! part of a lookup) only when a bound leaves the outcome open.
 
-use crate::candidate_cells::{CandidateCells, Cell, Limits, Listing};
+use crate::candidate_cells::{widened_bounds, CandidateCells, Cell, Limits, Listing};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -105,27 +105,7 @@ impl NodeSnap {
         if self.plane.len() < CANDIDATES {
             return None;
         }
-        let mut bounds = [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ];
-        for point in &self.plane {
-            bounds = [
-                bounds[0].min(point[0]),
-                bounds[1].min(point[1]),
-                bounds[2].max(point[0]),
-                bounds[3].max(point[1]),
-            ];
-        }
-        let margin = [0.1 * (bounds[2] - bounds[0]), 0.1 * (bounds[3] - bounds[1])];
-        bounds = [
-            bounds[0] - margin[0],
-            bounds[1] - margin[1],
-            bounds[2] + margin[0],
-            bounds[3] + margin[1],
-        ];
+        let bounds = widened_bounds(self.plane.iter().copied(), 0.1);
         let target = (self.plane.len() / NODES_PER_CELL).clamp(1, MAX_CELLS);
         CandidateCells::build(bounds, target, CELL_LIMITS, |cell| {
             self.cell_candidates(cell)

@@ -10,7 +10,7 @@
 //! exactly (Karney's method on WGS84, as PostGIS measures `geography`) only
 //! where the bounds of two candidates overlap.
 
-use crate::candidate_cells::{CandidateCells, Cell, Limits, Listing};
+use crate::candidate_cells::{widened_bounds, CandidateCells, Cell, Limits, Listing};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -104,36 +104,19 @@ impl<T> PointIndex<T> {
         index
     }
 
-    /// Lists, per cell of a grid over the points' extent (widened by a tenth
+    /// Lists, per cell of a grid over the points' extent (widened by a quarter
     /// on each side), every point within `d + 2r` of the cell's centre, where
     /// `d` bounds the distance from the centre to its nearest point and `r`
     /// the distance from the centre to any point of the cell (see
     /// [`CandidateCells`]); the list is ordered by the chord from the centre,
     /// so the likely answer is measured first and prunes the rest.
     fn candidate_cells(&self) -> Option<CandidateCells> {
-        let mut bounds = [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ];
-        for item in &self.items {
-            bounds = [
-                bounds[0].min(item.lon),
-                bounds[1].min(item.lat),
-                bounds[2].max(item.lon),
-                bounds[3].max(item.lat),
-            ];
-        }
-        let margin = [
-            0.25 * (bounds[2] - bounds[0]),
-            0.25 * (bounds[3] - bounds[1]),
-        ];
-        bounds = [
-            bounds[0] - margin[0],
-            (bounds[1] - margin[1]).max(-90.0),
-            bounds[2] + margin[0],
-            (bounds[3] + margin[1]).min(90.0),
+        let bounds = widened_bounds(self.items.iter().map(|item| [item.lon, item.lat]), 0.25);
+        let bounds = [
+            bounds[0],
+            bounds[1].max(-90.0),
+            bounds[2],
+            bounds[3].min(90.0),
         ];
         let target = (self.items.len() * CELLS_PER_POINT).min(MAX_CELLS);
         CandidateCells::build(bounds, target, CELL_LIMITS, |cell| {
