@@ -250,7 +250,10 @@ const TIE_SLACK_M: f64 = 1e-3;
 pub struct WalkingIndex {
     /// The road network's nodes indexed for snapping a lookup's point (the
     /// graph itself is needed only while the index is built).
-    snap: gridmap_index::NodeSnap,
+    /// Shared with the next rebuild when the roads give the same nodes: a
+    /// station edit then does not index the nodes again (half a second on a
+    /// Zibo-sized city, most of it listing their candidate cells).
+    snap: Arc<gridmap_index::NodeSnap>,
     /// Per kind, in the order of `StationIndex::by_kind`: the stations in
     /// source order, and for each node the distance and station position.
     by_kind: Vec<(Vec<StationInfo>, Vec<f64>, Vec<u32>)>,
@@ -287,6 +290,7 @@ impl WalkingIndex {
     fn build(
         roads: &[gridmap_circles::LineString],
         stations: &[Vec<(StationInfo, f64, f64)>],
+        previous_snap: Option<&Arc<gridmap_index::NodeSnap>>,
     ) -> Option<Self> {
         let graph = gridmap_circles::WalkGraph::new(roads);
         if graph.node_count() == 0 {
@@ -327,28 +331,37 @@ impl WalkingIndex {
                 (infos, distances, origins)
             })
             .collect();
-        let started = Instant::now();
-        let snap = gridmap_index::NodeSnap::new(
-            (0..graph.node_count())
-                .map(|node| graph.node(node))
-                .collect(),
-        );
-        tracing::debug!(
-            nodes = graph.node_count(),
-            elapsed_ms = started.elapsed().as_millis(),
-            "road nodes indexed for snapping"
-        );
+        let nodes: Vec<gridmap_circles::Coord> = (0..graph.node_count())
+            .map(|node| graph.node(node))
+            .collect();
+        let snap = match previous_snap {
+            // Same nodes in the same order: the same snapping index.
+            Some(previous) if previous.nodes() == nodes.as_slice() => Arc::clone(previous),
+            _ => {
+                let started = Instant::now();
+                let snap = Arc::new(gridmap_index::NodeSnap::new(nodes));
+                tracing::debug!(
+                    nodes = graph.node_count(),
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "road nodes indexed for snapping"
+                );
+                snap
+            }
+        };
         Some(Self { snap, by_kind })
     }
 }
 
 impl StationIndex {
     /// Indexes `stations` (with their lon/lat, in code order, so ties go to
-    /// the smallest code) by kind, and their walking distances over `roads`.
+    /// the smallest code) by kind, and their walking distances over `roads`;
+    /// the road nodes' snapping index of `previous` is reused if `roads`
+    /// give the same nodes.
     #[must_use]
     pub(crate) fn new(
         stations: &[(StationInfo, f64, f64)],
         roads: &[gridmap_circles::LineString],
+        previous: Option<&StationIndex>,
     ) -> Self {
         let kind_stations: Vec<Vec<(StationInfo, f64, f64)>> = StationKind::ALL
             .iter()
@@ -378,7 +391,10 @@ impl StationIndex {
         // One Dijkstra over the whole network per kind: tens of milliseconds
         // for a county, run while the index is (re)built, never on a request.
         let started = Instant::now();
-        let walking = WalkingIndex::build(roads, &kind_stations);
+        let previous_snap = previous
+            .and_then(|index| index.walking.as_ref())
+            .map(|walking| &walking.snap);
+        let walking = WalkingIndex::build(roads, &kind_stations, previous_snap);
         tracing::info!(
             roads = roads.len(),
             elapsed_ms = started.elapsed().as_millis(),
@@ -658,7 +674,7 @@ async fn build(
     };
     let stations = match current {
         Some(current) if !stale(STATION_TABLES) => Arc::clone(&current.stations),
-        _ => Arc::new(load_station_index(pool).await?),
+        _ => Arc::new(load_station_index(pool, current.map(|current| &*current.stations)).await?),
     };
     let departments = match current {
         Some(current) if !stale(DEPARTMENT_TABLES) => Arc::clone(&current.departments),
@@ -801,7 +817,10 @@ async fn load_department_index(pool: &sqlx::PgPool) -> Result<DepartmentIndex, S
     Ok(index)
 }
 
-async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreError> {
+async fn load_station_index(
+    pool: &sqlx::PgPool,
+    previous: Option<&StationIndex>,
+) -> Result<StationIndex, StoreError> {
     let records = gridmap_store::queries::load_stations(pool).await?;
     let stations: Vec<(StationInfo, f64, f64)> = records
         .iter()
@@ -819,7 +838,7 @@ async fn load_station_index(pool: &sqlx::PgPool) -> Result<StationIndex, StoreEr
         })
         .collect();
     let roads = gridmap_store::circle_queries::load_roads(pool, None, 0.0).await?;
-    let index = StationIndex::new(&stations, &roads);
+    let index = StationIndex::new(&stations, &roads, previous);
     tracing::info!(
         stations = index.len(),
         candidate_cell_bytes = index.candidate_cell_bytes(),
@@ -853,6 +872,64 @@ mod tests {
         let u = (f64::from(i) * 0.754_877_666_246_693).fract();
         let v = (f64::from(i) * 0.569_840_290_998_053).fract();
         (west + u * (east - west), south + v * (north - south))
+    }
+
+    #[test]
+    fn a_station_edit_reuses_the_road_nodes_index() {
+        let roads: Vec<gridmap_circles::LineString> = (0..20)
+            .map(|row| {
+                let y = 37.6 + f64::from(row) * 0.001;
+                gridmap_circles::LineString::from(
+                    (0..20)
+                        .map(|col| (120.4 + f64::from(col) * 0.001, y))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let station = |code: &str, lon: f64, lat: f64| {
+            let info = StationInfo::new(code.into(), code.into(), StationKind::RedStation);
+            (info, lon, lat)
+        };
+        let before = [station("A", 120.401, 37.601), station("B", 120.415, 37.615)];
+        let after = [station("A", 120.401, 37.601), station("C", 120.410, 37.610)];
+        let first = StationIndex::new(&before, &roads, None);
+        let edited = StationIndex::new(&after, &roads, Some(&first));
+        let fresh = StationIndex::new(&after, &roads, None);
+        let snap = |index: &StationIndex| Arc::clone(&index.walking.as_ref().unwrap().snap);
+        assert!(Arc::ptr_eq(&snap(&first), &snap(&edited)));
+        assert!(!Arc::ptr_eq(&snap(&first), &snap(&fresh)));
+        // The reused index answers as a fresh one does.
+        for i in 1..=500 {
+            let (lon, lat) = spread(i, 120.395, 37.595, 120.425, 37.625);
+            let answer = |index: &StationIndex| {
+                index
+                    .nearest_of_each_kind(lon, lat)
+                    .iter()
+                    .map(|nearby| {
+                        let walk = nearby
+                            .walking
+                            .map(|walk| (walk.station.code.to_string(), walk.settle(|m| m)));
+                        (nearby.station.code.to_string(), walk)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(answer(&edited), answer(&fresh), "({lon}, {lat})");
+        }
+        // Other roads, other nodes: indexed anew.
+        let more_roads = [
+            roads.clone(),
+            vec![gridmap_circles::LineString::from(vec![
+                (120.39, 37.59),
+                (120.4, 37.6),
+            ])],
+        ]
+        .concat();
+        let extended = StationIndex::new(&after, &more_roads, Some(&first));
+        assert!(!Arc::ptr_eq(&snap(&first), &snap(&extended)));
+        assert_eq!(
+            snap(&extended).nodes().len(),
+            snap(&first).nodes().len() + 1
+        );
     }
 
     #[test]

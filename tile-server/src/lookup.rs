@@ -640,6 +640,7 @@ mod tests {
                 station("S3", "站\"三", StationKind::RedStation, 120.5, 37.7),
             ],
             &roads,
+            None,
         );
         LookupIndex {
             grids: Arc::new(grids),

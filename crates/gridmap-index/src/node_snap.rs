@@ -156,6 +156,12 @@ impl NodeSnap {
         }
     }
 
+    /// The nodes, in node order, as given to [`Self::new`].
+    #[must_use]
+    pub fn nodes(&self) -> &[Coord<f64>] {
+        &self.nodes
+    }
+
     /// Heap bytes of the candidate cells (the tree and nodes not counted).
     #[must_use]
     pub fn cell_heap_bytes(&self) -> usize {
