@@ -42,7 +42,7 @@ const CUT: u32 = u32::MAX - 1;
 const MAX_DEPTH: u32 = 7;
 /// At most this many listed points in all (64 MB); a Zibo-sized city's road
 /// nodes take about 6 million.
-const MAX_IDS: usize = 1 << 24;
+pub(crate) const MAX_IDS: usize = 1 << 24;
 
 /// The bounding box (west, south, east, north) of `points`, widened on each
 /// side by `fraction` of its width and height, so queries a little beyond
@@ -91,6 +91,9 @@ pub(crate) struct Limits {
     /// … unless it is far ([`Listing::Far`]) or at the last level: then it
     /// is kept up to this long (and a far one longer than this is cut).
     pub keep_up_to: usize,
+    /// The lists' budget in all ([`MAX_IDS`] for the indexes): the cells
+    /// listed after it is spent walk the tree.
+    pub max_ids: usize,
 }
 
 /// One cell handed to the function that lists its candidates.
@@ -217,15 +220,17 @@ impl CandidateCells {
         limits: Limits,
         list: &mut impl FnMut(Cell) -> Listing,
     ) -> Option<Span> {
-        if self.ids.len() >= MAX_IDS {
+        if self.ids.len() >= limits.max_ids {
             return Some(TREE);
         }
         match list(cell) {
             Listing::Tree => Some(TREE),
             Listing::Listed(listed) | Listing::Far(listed) if listed.len() <= limits.cut_above => {
-                self.push_list(&listed)
+                self.push_list(&listed, limits)
             }
-            Listing::Far(listed) if listed.len() <= limits.keep_up_to => self.push_list(&listed),
+            Listing::Far(listed) if listed.len() <= limits.keep_up_to => {
+                self.push_list(&listed, limits)
+            }
             Listing::Listed(listed) if depth == MAX_DEPTH => self.keep_or_tree(&listed, limits),
             Listing::Far(_) | Listing::Cut if depth == MAX_DEPTH => Some(TREE),
             Listing::Listed(_) | Listing::Far(_) | Listing::Cut => {
@@ -244,15 +249,15 @@ impl CandidateCells {
 
     fn keep_or_tree(&mut self, listed: &[u32], limits: Limits) -> Option<Span> {
         if listed.len() <= limits.keep_up_to {
-            self.push_list(listed)
+            self.push_list(listed, limits)
         } else {
             Some(TREE)
         }
     }
 
-    fn push_list(&mut self, listed: &[u32]) -> Option<Span> {
+    fn push_list(&mut self, listed: &[u32], limits: Limits) -> Option<Span> {
         // Past the budget, cells walk the tree rather than grow the lists.
-        if self.ids.len() + listed.len() > MAX_IDS {
+        if self.ids.len() + listed.len() > limits.max_ids {
             return Some(TREE);
         }
         let start = u32::try_from(self.ids.len()).ok()?;
@@ -307,10 +312,12 @@ mod tests {
     const ONE: Limits = Limits {
         cut_above: 1,
         keep_up_to: 1,
+        max_ids: MAX_IDS,
     };
     const TWO: Limits = Limits {
         cut_above: 2,
         keep_up_to: 2,
+        max_ids: MAX_IDS,
     };
 
     #[test]
@@ -351,6 +358,7 @@ mod tests {
         let limits = Limits {
             cut_above: 1,
             keep_up_to: 4,
+            max_ids: MAX_IDS,
         };
         let far = |cell: Cell| {
             let side = (cell.east - cell.west).round() as usize;
@@ -362,6 +370,21 @@ mod tests {
         let large = CandidateCells::build([0.0, 0.0, 2.0, 2.0], 1, limits, far).unwrap();
         assert_eq!(large.candidates(1.5, 0.5), Some(&[1, 1, 1][..]));
         assert_eq!(large.spans.len(), 1 + 4);
+    }
+
+    #[test]
+    fn cells_listed_after_the_budget_is_spent_walk_the_tree() {
+        // Eight cells of one candidate each, row by row; a budget of five.
+        let limits = Limits { max_ids: 5, ..ONE };
+        let cells = CandidateCells::build([0.0, 0.0, 4.0, 2.0], 8, limits, |cell| {
+            Listing::Listed(vec![cell.centre()[0] as u32])
+        })
+        .unwrap();
+        assert_eq!(cells.ids.len(), 5);
+        assert_eq!(cells.candidates(0.5, 0.5), Some(&[0][..]));
+        assert_eq!(cells.candidates(0.5, 1.5), Some(&[0][..]));
+        assert_eq!(cells.candidates(1.5, 1.5), None);
+        assert_eq!(cells.candidates(3.5, 1.5), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! with an error bound and measured exactly (Karney's method, the costly
 //! part of a lookup) only when a bound leaves the outcome open.
 
-use crate::candidate_cells::{widened_bounds, CandidateCells, Cell, Limits, Listing};
+use crate::candidate_cells::{widened_bounds, CandidateCells, Cell, Limits, Listing, MAX_IDS};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -48,6 +48,7 @@ const MAX_CELLS: usize = 1 << 20;
 const CELL_LIMITS: Limits = Limits {
     cut_above: 32,
     keep_up_to: 128,
+    max_ids: MAX_IDS,
 };
 
 /// A node near the point, with its geodesic distance.

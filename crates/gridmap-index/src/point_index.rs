@@ -10,7 +10,7 @@
 //! exactly (Karney's method on WGS84, as PostGIS measures `geography`) only
 //! where the bounds of two candidates overlap.
 
-use crate::candidate_cells::{widened_bounds, CandidateCells, Cell, Limits, Listing};
+use crate::candidate_cells::{widened_bounds, CandidateCells, Cell, Limits, Listing, MAX_IDS};
 use crate::geodesic::{chord_2_beyond, unit_vector};
 use crate::nearest_first::nearest_first;
 use crate::GeodesicDistance;
@@ -70,6 +70,7 @@ const MAX_CELLS: usize = 1 << 20;
 const CELL_LIMITS: Limits = Limits {
     cut_above: 16,
     keep_up_to: 64,
+    max_ids: MAX_IDS,
 };
 /// A cell wider or taller than this (degrees) is cut in four, and one
 /// reaching beyond [`CELL_LATITUDE_LIMIT`] walks the tree: the bound on the
