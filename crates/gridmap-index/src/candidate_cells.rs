@@ -38,6 +38,8 @@ pub(crate) struct CandidateCells {
 type Span = (u32, u32);
 const TREE: Span = (u32::MAX, u32::MAX);
 const CUT: u32 = u32::MAX - 1;
+/// At most this many top cells, whatever the callers ask for.
+const MAX_TOP_CELLS: usize = 1 << 20;
 /// Cells are cut at most this many times (a quarter of a quarter …).
 const MAX_DEPTH: u32 = 7;
 /// At most this many listed points in all (64 MB); a Zibo-sized city's road
@@ -69,18 +71,23 @@ pub(crate) fn widened_bounds(points: impl Iterator<Item = [f64; 2]>, fraction: f
 /// What the function that lists a cell's candidates answers.
 #[derive(Debug)]
 pub(crate) enum Listing {
-    /// The candidates (cut in four if more than allowed).
-    Listed(Vec<u32>),
-    /// The candidates of a cell whose answers lie far beyond it (a field
-    /// beside a town): cutting it shortens the list only in proportion to
-    /// the cell's side (the list is the ring between the nearest distance
-    /// and that plus `2r`) while it makes four times the cells, so a long
-    /// list is kept up to a limit and cut only beyond it.
-    Far(Vec<u32>),
+    /// The candidates, with the distances their bound was made of: `d`, the
+    /// answer's distance at the centre, and `r`, the reach from the centre
+    /// to the cell's points (in the index's own metric).
+    Listed { ids: Vec<u32>, d: f64, r: f64 },
     /// The cell is too large to bound: cut it in four.
     Cut,
     /// Never listed: its queries walk the tree.
     Tree,
+}
+
+/// Where the answers lie farther than twice the cell's side (`d > 4r`: a
+/// field beside a town), cutting the cell shrinks the bound `d + 2r` by less
+/// than a fifth: the list is the ring between `d` and `d + 2r` and shortens
+/// only in proportion to the side, while the cells grow fourfold. Such a
+/// cell keeps a long list up to `keep_up_to` and is cut only beyond it.
+fn is_far(d: f64, r: f64) -> bool {
+    d > 4.0 * r
 }
 
 /// How long a cell's list may grow.
@@ -88,8 +95,8 @@ pub(crate) enum Listing {
 pub(crate) struct Limits {
     /// A longer list is cut in four …
     pub cut_above: usize,
-    /// … unless it is far ([`Listing::Far`]) or at the last level: then it
-    /// is kept up to this long (and a far one longer than this is cut).
+    /// … unless it is far (see `is_far`) or at the last level: then it is
+    /// kept up to this long (and a far one longer than this is cut).
     pub keep_up_to: usize,
     /// The lists' budget in all ([`MAX_IDS`] for the indexes): the cells
     /// listed after it is spent walk the tree.
@@ -160,11 +167,11 @@ impl CandidateCells {
     /// Cuts `bounds` (west, south, east, north) into about `target_cells`
     /// square-ish cells (at least one) and lists each cell's candidates with
     /// `list`; a cell whose list is longer than `limits.cut_above` (or
-    /// `limits.keep_up_to` for [`Listing::Far`]), or for which `list`
-    /// answers [`Listing::Cut`], is cut in four; at the last level it keeps
-    /// a list up to `limits.keep_up_to` long, else walks the tree.
-    /// `None` when the bounds are empty or not finite, or when the lists
-    /// would not fit `u32` positions.
+    /// `limits.keep_up_to` for a far cell, see `is_far`), or for which
+    /// `list` answers [`Listing::Cut`], is cut in four; at the last level
+    /// it keeps a list up to `limits.keep_up_to` long, else walks the tree.
+    /// At most [`MAX_TOP_CELLS`] top cells. `None` when the bounds are
+    /// empty or not finite, or when the lists would not fit `u32` positions.
     pub fn build(
         bounds: [f64; 4],
         target_cells: usize,
@@ -178,7 +185,7 @@ impl CandidateCells {
         // A point or a line of points still gets cells of some size.
         let width = (east - west).max(f64::EPSILON * west.abs().max(1.0) * 1e3);
         let height = (north - south).max(f64::EPSILON * south.abs().max(1.0) * 1e3);
-        let side = (width * height / target_cells.max(1) as f64).sqrt();
+        let side = (width * height / target_cells.clamp(1, MAX_TOP_CELLS) as f64).sqrt();
         let columns = ((width / side).ceil() as usize).clamp(1, 4096);
         let rows = ((height / side).ceil() as usize).clamp(1, 4096);
         let mut cells = Self {
@@ -223,28 +230,34 @@ impl CandidateCells {
         if self.ids.len() >= limits.max_ids {
             return Some(TREE);
         }
-        match list(cell) {
-            Listing::Tree => Some(TREE),
-            Listing::Listed(listed) | Listing::Far(listed) if listed.len() <= limits.cut_above => {
-                self.push_list(&listed, limits)
+        let listed = match list(cell) {
+            Listing::Tree => return Some(TREE),
+            Listing::Cut if depth == MAX_DEPTH => return Some(TREE),
+            Listing::Cut => None,
+            Listing::Listed { ids, d, r } => Some((ids, is_far(d, r))),
+        };
+        if let Some((ids, far)) = &listed {
+            let limit = if *far {
+                limits.cut_above.max(limits.keep_up_to)
+            } else {
+                limits.cut_above
+            };
+            if ids.len() <= limit {
+                return self.push_list(ids, limits);
             }
-            Listing::Far(listed) if listed.len() <= limits.keep_up_to => {
-                self.push_list(&listed, limits)
-            }
-            Listing::Listed(listed) if depth == MAX_DEPTH => self.keep_or_tree(&listed, limits),
-            Listing::Far(_) | Listing::Cut if depth == MAX_DEPTH => Some(TREE),
-            Listing::Listed(_) | Listing::Far(_) | Listing::Cut => {
-                let base = u32::try_from(self.spans.len())
-                    .ok()
-                    .filter(|&base| base < CUT)?;
-                self.spans.extend([TREE; 4]);
-                for position in 0..4 {
-                    let span = self.fill(cell.quarter(position), depth + 1, limits, list)?;
-                    self.spans[base as usize + position] = span;
-                }
-                Some((CUT, base))
+            if depth == MAX_DEPTH {
+                return self.keep_or_tree(ids, limits);
             }
         }
+        let base = u32::try_from(self.spans.len())
+            .ok()
+            .filter(|&base| base < CUT)?;
+        self.spans.extend([TREE; 4]);
+        for position in 0..4 {
+            let span = self.fill(cell.quarter(position), depth + 1, limits, list)?;
+            self.spans[base as usize + position] = span;
+        }
+        Some((CUT, base))
     }
 
     fn keep_or_tree(&mut self, listed: &[u32], limits: Limits) -> Option<Span> {
@@ -309,6 +322,24 @@ impl CandidateCells {
 mod tests {
     use super::*;
 
+    /// A list whose answers lie within the cell (never far).
+    fn near(ids: Vec<u32>) -> Listing {
+        Listing::Listed {
+            ids,
+            d: 0.0,
+            r: 1.0,
+        }
+    }
+
+    /// A list whose answers lie far beyond the cell.
+    fn far(ids: Vec<u32>) -> Listing {
+        Listing::Listed {
+            ids,
+            d: 5.0,
+            r: 1.0,
+        }
+    }
+
     const ONE: Limits = Limits {
         cut_above: 1,
         keep_up_to: 1,
@@ -330,7 +361,7 @@ mod tests {
                 return Listing::Cut;
             }
             let area = (cell.east - cell.west) * (cell.north - cell.south);
-            Listing::Listed(vec![(100.0 * x) as u32; area.ceil() as usize])
+            near(vec![(100.0 * x) as u32; area.ceil() as usize])
         })
         .unwrap();
         assert_eq!((cells.columns, cells.rows), (4, 2));
@@ -344,9 +375,7 @@ mod tests {
         assert_eq!(cells.candidates(f64::NAN, 0.5), None);
         assert!(CandidateCells::build([1.0, 0.0, 0.0, 1.0], 8, ONE, |_| Listing::Tree).is_none());
         // A single point still gets a cell.
-        let point =
-            CandidateCells::build([5.0, 5.0, 5.0, 5.0], 8, ONE, |_| Listing::Listed(vec![7]))
-                .unwrap();
+        let point = CandidateCells::build([5.0, 5.0, 5.0, 5.0], 8, ONE, |_| near(vec![7])).unwrap();
         assert_eq!(point.candidates(5.0, 5.0), Some(&[7][..]));
     }
 
@@ -360,14 +389,14 @@ mod tests {
             keep_up_to: 4,
             max_ids: MAX_IDS,
         };
-        let far = |cell: Cell| {
+        let listing = |cell: Cell| {
             let side = (cell.east - cell.west).round() as usize;
-            Listing::Far(vec![cell.centre()[0] as u32; 3 * side * side])
+            far(vec![cell.centre()[0] as u32; 3 * side * side])
         };
-        let small = CandidateCells::build([0.0, 0.0, 1.0, 1.0], 1, limits, far).unwrap();
+        let small = CandidateCells::build([0.0, 0.0, 1.0, 1.0], 1, limits, listing).unwrap();
         assert_eq!(small.candidates(0.5, 0.5), Some(&[0, 0, 0][..]));
         assert_eq!(small.spans.len(), 1);
-        let large = CandidateCells::build([0.0, 0.0, 2.0, 2.0], 1, limits, far).unwrap();
+        let large = CandidateCells::build([0.0, 0.0, 2.0, 2.0], 1, limits, listing).unwrap();
         assert_eq!(large.candidates(1.5, 0.5), Some(&[1, 1, 1][..]));
         assert_eq!(large.spans.len(), 1 + 4);
     }
@@ -377,7 +406,7 @@ mod tests {
         // Eight cells of one candidate each, row by row; a budget of five.
         let limits = Limits { max_ids: 5, ..ONE };
         let cells = CandidateCells::build([0.0, 0.0, 4.0, 2.0], 8, limits, |cell| {
-            Listing::Listed(vec![cell.centre()[0] as u32])
+            near(vec![cell.centre()[0] as u32])
         })
         .unwrap();
         assert_eq!(cells.ids.len(), 5);
@@ -394,7 +423,7 @@ mod tests {
         let cells = CandidateCells::build([0.0, 0.0, 2.0, 1.0], 2, TWO, |cell| {
             let [x, y] = cell.centre();
             let quarters = ((cell.east - cell.west) / 0.25).round() as usize;
-            Listing::Listed(vec![(100.0 * x + y) as u32; 2 * quarters * quarters])
+            near(vec![(100.0 * x + y) as u32; 2 * quarters * quarters])
         })
         .unwrap();
         assert_eq!((cells.columns, cells.rows), (2, 1));

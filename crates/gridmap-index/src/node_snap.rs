@@ -40,8 +40,6 @@ pub struct NodeSnap {
 
 /// Nodes per top cell (crowded cells are cut further).
 const NODES_PER_CELL: usize = 4;
-/// At most this many top cells.
-const MAX_CELLS: usize = 1 << 20;
 /// A cell with more candidates than 32 is cut in four, unless cutting would
 /// barely shorten its list; then it keeps up to 128 (scanning them still
 /// costs less than walking the tree).
@@ -107,7 +105,7 @@ impl NodeSnap {
             return None;
         }
         let bounds = widened_bounds(self.plane.iter().copied(), 0.1);
-        let target = (self.plane.len() / NODES_PER_CELL).clamp(1, MAX_CELLS);
+        let target = self.plane.len() / NODES_PER_CELL;
         CandidateCells::build(bounds, target, CELL_LIMITS, |cell| {
             self.cell_candidates(cell)
         })
@@ -116,23 +114,21 @@ impl NodeSnap {
     fn cell_candidates(&self, cell: Cell) -> Listing {
         let centre = cell.centre();
         let nearest = nearest_nodes(&self.tree, centre);
-        let farthest_2 = nearest.found[CANDIDATES - 1].0;
+        let farthest = nearest.found[CANDIDATES - 1].0.sqrt();
         // Half the diagonal, widened for the rounding of the distances and
         // of a query's placement in the cell.
         let reach = 0.5 * (cell.east - cell.west).hypot(cell.north - cell.south);
-        let within = (farthest_2.sqrt() + 2.0 * reach) * (1.0 + 1e-9) + 1e-12;
+        let within = (farthest + 2.0 * reach) * (1.0 + 1e-9) + 1e-12;
         let mut listed: Vec<u32> = self
             .tree
             .locate_within_distance(centre, within * within)
             .map(|entry| entry.data as u32)
             .collect();
         listed.sort_unstable();
-        // Where the nodes lie farther than twice the cell's size, halving it
-        // shrinks the bound by less than a fifth.
-        if farthest_2.sqrt() > 4.0 * reach {
-            Listing::Far(listed)
-        } else {
-            Listing::Listed(listed)
+        Listing::Listed {
+            ids: listed,
+            d: farthest,
+            r: reach,
         }
     }
 

@@ -62,8 +62,6 @@ pub struct PointIndex<T> {
 const SCAN_UP_TO: usize = 32;
 /// Top cells per indexed point (crowded ones are cut further).
 const CELLS_PER_POINT: usize = 1;
-/// At most this many top cells.
-const MAX_CELLS: usize = 1 << 20;
 /// A cell with more candidates than 16 is cut in four, unless cutting would
 /// barely shorten its list; then it keeps up to 64 (ordered by distance from
 /// the centre, most are pruned by their chord alone).
@@ -119,7 +117,7 @@ impl<T> PointIndex<T> {
             bounds[2],
             bounds[3].min(90.0),
         ];
-        let target = (self.items.len() * CELLS_PER_POINT).min(MAX_CELLS);
+        let target = self.items.len() * CELLS_PER_POINT;
         CandidateCells::build(bounds, target, CELL_LIMITS, |cell| {
             self.cell_candidates(cell)
         })
@@ -155,13 +153,10 @@ impl<T> PointIndex<T> {
             .map(|entry| (entry.geom().distance_2(&centre_vector), entry.data as u32))
             .collect();
         listed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let listed = listed.into_iter().map(|(_, idx)| idx).collect::<Vec<_>>();
-        // Where the nearest point lies farther than twice the cell's size,
-        // halving it shrinks the bound by less than a fifth.
-        if nearest_m > 4.0 * reach_m {
-            Listing::Far(listed)
-        } else {
-            Listing::Listed(listed)
+        Listing::Listed {
+            ids: listed.into_iter().map(|(_, idx)| idx).collect(),
+            d: nearest_m,
+            r: reach_m,
         }
     }
 
